@@ -1,0 +1,1 @@
+//! voxcalc-check (work in progress).

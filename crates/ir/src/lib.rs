@@ -1,0 +1,1 @@
+//! voxcalc-ir (work in progress).

@@ -1,0 +1,1 @@
+//! voxcalc-jit (work in progress).

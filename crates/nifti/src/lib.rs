@@ -1,0 +1,1 @@
+//! voxcalc-nifti (work in progress).

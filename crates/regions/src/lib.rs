@@ -1,0 +1,1 @@
+//! voxcalc-regions (work in progress).

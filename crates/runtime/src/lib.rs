@@ -1,0 +1,1 @@
+//! voxcalc-runtime (work in progress).

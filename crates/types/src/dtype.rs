@@ -104,6 +104,77 @@ impl DType {
     pub fn is_unsigned_int(self) -> bool {
         matches!(self, DType::U8 | DType::U16 | DType::U32 | DType::U64)
     }
+
+    /// numpy's kind character: `b` bool, `u` unsigned, `i` signed, `f` float.
+    pub fn kind(self) -> char {
+        if self == DType::Bool {
+            'b'
+        } else if self.is_unsigned_int() {
+            'u'
+        } else if self.is_signed_int() {
+            'i'
+        } else {
+            'f'
+        }
+    }
+
+    /// The smallest and largest value of an integer dtype (bool is `0..=1`); `None` for floats.
+    pub fn int_range(self) -> Option<(i128, i128)> {
+        let bits = 8 * self.size() as u32;
+        match self.kind() {
+            'b' => Some((0, 1)),
+            'u' => Some((0, (1i128 << bits) - 1)),
+            'i' => Some((-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)),
+            _ => None,
+        }
+    }
+
+    /// numpy's one-letter type code as used in ufunc loop lists (`np.add.types`): `?bBhHiIqQefd`.
+    /// int64 and uint64 are `q`/`Q` (numpy on Linux also lists them as `l`/`L`).
+    pub fn char_code(self) -> char {
+        match self {
+            DType::Bool => '?',
+            DType::I8 => 'b',
+            DType::U8 => 'B',
+            DType::I16 => 'h',
+            DType::U16 => 'H',
+            DType::I32 => 'i',
+            DType::U32 => 'I',
+            DType::I64 => 'q',
+            DType::U64 => 'Q',
+            DType::F16 => 'e',
+            DType::F32 => 'f',
+            DType::F64 => 'd',
+        }
+    }
+
+    /// Parses a type code of a ufunc loop list (`l`/`L` are the 64-bit integers on LP64
+    /// platforms); `None` for codes voxcalc has no dtype for (complex, long double, object).
+    pub fn from_char_code(code: char) -> Option<DType> {
+        match code {
+            'l' => Some(DType::I64),
+            'L' => Some(DType::U64),
+            _ => DType::ALL.into_iter().find(|d| d.char_code() == code),
+        }
+    }
+
+    /// numpy's "safe" casting (`np.can_cast(from, to, casting='safe')`): every value of `from`
+    /// is representable in `to` (int64 -> float64 counts as safe, as in numpy).
+    pub fn can_cast_safe(self, to: DType) -> bool {
+        if self == to || self == DType::Bool {
+            return true;
+        }
+        match (self.kind(), to.kind()) {
+            ('u', 'u') | ('i', 'i') | ('f', 'f') => to.size() >= self.size(),
+            ('u', 'i') => to.size() > self.size(),
+            ('u' | 'i', 'f') => match self.size() {
+                1 => true,
+                2 => to.size() >= 4,
+                _ => to == DType::F64,
+            },
+            _ => false,
+        }
+    }
 }
 
 impl fmt::Display for DType {

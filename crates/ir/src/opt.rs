@@ -1,0 +1,243 @@
+//! Optimisation passes: constant folding, common-subexpression elimination (scoped by region,
+//! reductions included) and dead-code elimination, done in one rebuild of the arena.
+
+use std::collections::HashMap;
+
+use crate::interp;
+use crate::kernel::{InstKind, Kernel, Reduce, ValueId};
+
+/// Which passes [`optimize`] runs (dead code is always removed).
+#[derive(Clone, Copy, Debug)]
+pub struct OptOptions {
+    /// Evaluate operations whose operands are all constants.
+    pub fold_constants: bool,
+    /// Share identical computations (including whole reductions, e.g. the mean inside a std
+    /// and a mean of the same data).
+    pub cse: bool,
+}
+
+impl Default for OptOptions {
+    fn default() -> OptOptions {
+        OptOptions {
+            fold_constants: true,
+            cse: true,
+        }
+    }
+}
+
+/// Returns an optimised copy of `kernel` (same semantics, bit for bit: folding uses the
+/// interpreter's own scalar functions), its values renumbered densely.
+pub fn optimize(kernel: &Kernel, options: OptOptions) -> Kernel {
+    let once = rebuild(kernel, options);
+    // A second pass without folding or CSE drops what the first made dead and renumbers.
+    rebuild(
+        &once,
+        OptOptions {
+            fold_constants: false,
+            cse: false,
+        },
+    )
+}
+
+fn rebuild(kernel: &Kernel, options: OptOptions) -> Kernel {
+    let live = liveness(kernel);
+    let mut rb = Rebuild {
+        old: kernel,
+        options,
+        live,
+        new_insts: Vec::new(),
+        map: vec![None; kernel.insts.len()],
+        scopes: vec![HashMap::new()],
+        classes: HashMap::new(),
+        class: Vec::new(),
+    };
+    let body = rb.region(&kernel.body);
+    let output = rb.map[kernel.output.index()].expect("the output is live");
+    Kernel {
+        domain: kernel.domain.clone(),
+        inputs: kernel.inputs.clone(),
+        views: kernel.views.clone(),
+        loops: kernel.loops.clone(),
+        uniforms: kernel.uniforms.clone(),
+        insts: rb.new_insts,
+        body,
+        output,
+    }
+}
+
+/// Marks every value the output depends on.
+fn liveness(kernel: &Kernel) -> Vec<bool> {
+    let mut live = vec![false; kernel.insts.len()];
+    let mut stack = vec![kernel.output];
+    while let Some(v) = stack.pop() {
+        if std::mem::replace(&mut live[v.index()], true) {
+            continue;
+        }
+        stack.extend(operands(&kernel.inst(v).kind));
+    }
+    live
+}
+
+/// The values an instruction reads directly (a reduction reads its element and mask).
+pub fn operands(kind: &InstKind) -> Vec<ValueId> {
+    match kind {
+        InstKind::Const(_) | InstKind::Uniform(_) | InstKind::Load(_) => vec![],
+        InstKind::Cast(a) | InstKind::Unary(_, a) => vec![*a],
+        InstKind::Binary(_, a, b) => vec![*a, *b],
+        InstKind::Select(c, a, b) => vec![*c, *a, *b],
+        InstKind::Reduce(r) => {
+            let mut v = vec![r.elem];
+            v.extend(r.mask);
+            v
+        }
+    }
+}
+
+struct Rebuild<'k> {
+    old: &'k Kernel,
+    options: OptOptions,
+    live: Vec<bool>,
+    new_insts: Vec<crate::kernel::Inst>,
+    map: Vec<Option<ValueId>>,
+    /// Values available in each enclosing region, by value class.
+    scopes: Vec<HashMap<u32, ValueId>>,
+    /// Value classes by structural key (never popped: equal structure means equal value).
+    classes: HashMap<String, u32>,
+    /// The class of each new value.
+    class: Vec<u32>,
+}
+
+impl Rebuild<'_> {
+    fn region(&mut self, region: &[ValueId]) -> Vec<ValueId> {
+        let mut out = Vec::new();
+        for &v in region {
+            if !self.live[v.index()] {
+                continue;
+            }
+            if let Some(new) = self.value(v) {
+                out.push(new);
+            }
+        }
+        out
+    }
+
+    fn mapped(&self, v: ValueId) -> ValueId {
+        self.map[v.index()].expect("operands are rebuilt before their uses")
+    }
+
+    /// Rebuilds one value; returns its id when it adds a new instruction to the region.
+    fn value(&mut self, v: ValueId) -> Option<ValueId> {
+        let inst = self.old.inst(v);
+        let kind = match &inst.kind {
+            InstKind::Cast(a) => InstKind::Cast(self.mapped(*a)),
+            InstKind::Unary(op, a) => InstKind::Unary(*op, self.mapped(*a)),
+            InstKind::Binary(op, a, b) => {
+                let (mut a, mut b) = (self.mapped(*a), self.mapped(*b));
+                if op.is_commutative() && b < a {
+                    std::mem::swap(&mut a, &mut b);
+                }
+                InstKind::Binary(*op, a, b)
+            }
+            InstKind::Select(c, a, b) => {
+                InstKind::Select(self.mapped(*c), self.mapped(*a), self.mapped(*b))
+            }
+            InstKind::Reduce(r) => {
+                self.scopes.push(HashMap::new());
+                let body = self.region(&r.body);
+                self.scopes.pop();
+                InstKind::Reduce(Box::new(Reduce {
+                    op: r.op,
+                    loops: r.loops.clone(),
+                    body,
+                    elem: self.mapped(r.elem),
+                    mask: r.mask.map(|m| self.mapped(m)),
+                }))
+            }
+            other => other.clone(),
+        };
+        let kind = if self.options.fold_constants {
+            self.fold(&kind, inst.dtype).unwrap_or(kind)
+        } else {
+            kind
+        };
+        let key = self.key(inst.dtype, &kind);
+        let n_classes = self.classes.len() as u32;
+        let class = *self.classes.entry(key).or_insert(n_classes);
+        if self.options.cse {
+            if let Some(&existing) = self.scopes.iter().rev().find_map(|s| s.get(&class)) {
+                self.map[v.index()] = Some(existing);
+                return None;
+            }
+        }
+        let new = ValueId(self.new_insts.len() as u32);
+        self.new_insts.push(crate::kernel::Inst {
+            dtype: inst.dtype,
+            kind,
+        });
+        self.class.push(class);
+        self.map[v.index()] = Some(new);
+        self.scopes
+            .last_mut()
+            .expect("the top-level scope always exists")
+            .insert(class, new);
+        Some(new)
+    }
+
+    /// Evaluates an operation on constants.
+    fn fold(&self, kind: &InstKind, dtype: voxcalc_types::DType) -> Option<InstKind> {
+        let konst = |v: &ValueId| match &self.new_insts[v.index()].kind {
+            InstKind::Const(s) => Some(*s),
+            _ => None,
+        };
+        let value = match kind {
+            InstKind::Cast(a) => konst(a)?.cast(dtype),
+            InstKind::Unary(op, a) => interp::unary(*op, konst(a)?),
+            InstKind::Binary(op, a, b) => interp::binary(*op, konst(a)?, konst(b)?),
+            InstKind::Select(c, a, b) => {
+                // A constant condition picks a branch even when the branches vary; that case
+                // is a copy, which CSE represents by reusing the branch's key.
+                let (a, b) = (konst(a)?, konst(b)?);
+                if konst(c)?.truthy() {
+                    a
+                } else {
+                    b
+                }
+            }
+            _ => return None,
+        };
+        Some(InstKind::Const(value))
+    }
+
+    /// A key equal for two instructions exactly when they compute the same value: the operation
+    /// and the value classes of its operands (a reduction's body values included, so two
+    /// identical reductions in sibling regions share one class).
+    fn key(&self, dtype: voxcalc_types::DType, kind: &InstKind) -> String {
+        let class = |v: &ValueId| self.class[v.index()];
+        match kind {
+            InstKind::Reduce(r) => {
+                let body: Vec<u32> = r.body.iter().map(class).collect();
+                format!(
+                    "{dtype}:reduce {:?} {:?} {body:?} elem={} mask={:?}",
+                    r.op,
+                    r.loops,
+                    class(&r.elem),
+                    r.mask.as_ref().map(class),
+                )
+            }
+            InstKind::Const(s) => format!("{dtype}:const {}", s.to_bits()),
+            other => {
+                let ops: Vec<u32> = operands(other).iter().map(class).collect();
+                let head = match other {
+                    InstKind::Uniform(n) => format!("uniform {n}"),
+                    InstKind::Load(view) => format!("load {view}"),
+                    InstKind::Cast(_) => "cast".to_string(),
+                    InstKind::Unary(op, _) => format!("{op:?}"),
+                    InstKind::Binary(op, _, _) => format!("{op:?}"),
+                    InstKind::Select(..) => "select".to_string(),
+                    InstKind::Const(_) | InstKind::Reduce(_) => unreachable!("handled above"),
+                };
+                format!("{dtype}:{head}{ops:?}")
+            }
+        }
+    }
+}

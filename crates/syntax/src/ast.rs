@@ -57,21 +57,40 @@ pub enum ExprKind {
     /// `-x`, `+x`, `~x`, `not x`.
     Unary { op: UnaryOp, operand: Box<Expr> },
     /// Arithmetic and bitwise binary operators.
-    Binary { op: BinaryOp, left: Box<Expr>, right: Box<Expr> },
+    Binary {
+        op: BinaryOp,
+        left: Box<Expr>,
+        right: Box<Expr>,
+    },
     /// A comparison, possibly chained as Python allows: `a < b <= c` has two `ops`.
-    Compare { left: Box<Expr>, ops: Vec<(CmpOp, Expr)> },
+    Compare {
+        left: Box<Expr>,
+        ops: Vec<(CmpOp, Expr)>,
+    },
     /// `a and b and c` / `a or b` (flattened like Python's `BoolOp`).
     BoolOp { op: BoolOp, values: Vec<Expr> },
     /// `body if test else orelse`.
-    IfExp { body: Box<Expr>, test: Box<Expr>, orelse: Box<Expr> },
+    IfExp {
+        body: Box<Expr>,
+        test: Box<Expr>,
+        orelse: Box<Expr>,
+    },
     /// `func(args..., name=value...)`.
-    Call { func: Box<Expr>, args: Vec<Expr>, keywords: Vec<Keyword> },
+    Call {
+        func: Box<Expr>,
+        args: Vec<Expr>,
+        keywords: Vec<Keyword>,
+    },
     /// `value.attr`
     Attribute { value: Box<Expr>, attr: Name },
     /// `value[items]`; `items` has one element per comma-separated index (`x[..., 0]` has two).
     Subscript { value: Box<Expr>, items: Vec<Expr> },
     /// `lower:upper:step` inside a subscript; each part optional.
-    Slice { lower: Option<Box<Expr>>, upper: Option<Box<Expr>>, step: Option<Box<Expr>> },
+    Slice {
+        lower: Option<Box<Expr>>,
+        upper: Option<Box<Expr>>,
+        step: Option<Box<Expr>>,
+    },
     /// A placeholder where parsing failed; the error is in the parse result's error list.
     Error,
 }
@@ -149,3 +168,6 @@ pub enum BoolOp {
     And,
     Or,
 }
+
+/// The compact S-expression form of a tree (see [`crate::pretty`]).
+pub use crate::pretty::pretty;

@@ -1,0 +1,575 @@
+//! Reading images: `.nii` is memory-mapped (the data are a view into the file, no copy);
+//! gzipped files are inflated once, streaming, into an anonymous mapping or, past the memory
+//! budget, into a mapped temp file.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use flate2::bufread::MultiGzDecoder;
+use memmap2::{Mmap, MmapMut};
+use voxcalc_types::DType;
+
+use crate::error::{ErrorKind, NiftiError, Result};
+use crate::header::{
+    detect_version, Affine, ByteOrder, Header, Scaling, DEFAULT_MAX_DATA_BYTES, NIFTI2_HEADER_SIZE,
+};
+use crate::paths::{image_files, ImageFiles};
+
+/// deflate cannot expand more than 1032:1; a header declaring more data than its compressed
+/// file could hold is refused before anything is allocated.
+const MAX_DEFLATE_RATIO: u64 = 1032;
+/// Read buffer for compressed input.
+const GZ_READ_BUFFER: usize = 1 << 20;
+
+/// How to read an image.
+#[derive(Clone, Debug)]
+pub struct ReadOptions {
+    /// Decompressed data up to this many bytes live in memory; larger data go to a mapped temp
+    /// file in `temp_dir`.
+    pub memory_budget: u64,
+    /// Upper bound on the data size a header may declare (a guard against hostile headers).
+    pub max_data_bytes: u64,
+    /// Directory for spill files (default: the system temp dir).
+    pub temp_dir: Option<PathBuf>,
+}
+
+impl Default for ReadOptions {
+    fn default() -> ReadOptions {
+        ReadOptions {
+            memory_budget: 4 << 30,
+            max_data_bytes: DEFAULT_MAX_DATA_BYTES,
+            temp_dir: None,
+        }
+    }
+}
+
+/// Where an image's data bytes live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataSource {
+    /// A read-only mapping of the image file itself: no copy was made.
+    MappedFile,
+    /// Inflated into anonymous memory.
+    Decompressed,
+    /// Inflated into a temp file (past the memory budget) that is mapped.
+    DecompressedToTempFile,
+}
+
+/// The mapping holding the data, kept alive with the image.
+enum Storage {
+    Map(Mmap),
+    TempFile { map: Mmap, _file: File },
+}
+
+impl Storage {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Storage::Map(map) => map,
+            Storage::TempFile { map, .. } => map,
+        }
+    }
+}
+
+/// An opened image: header, affine and a view of the data in their storage dtype.
+pub struct NiftiImage {
+    path: PathBuf,
+    header: Header,
+    shape: Vec<usize>,
+    affine: Affine,
+    storage: Storage,
+    data_start: usize,
+    data_len: usize,
+    source: DataSource,
+}
+
+/// The data as stored: bytes in the file's byte order, the storage dtype and the shape. Voxel
+/// `(i, j, k, ...)` is element `i + n_i * (j + n_j * (k + ...))` (Fortran order).
+#[derive(Clone, Copy, Debug)]
+pub struct RawView<'a> {
+    /// The data bytes (`n_voxels * dtype.size()` of them).
+    pub bytes: &'a [u8],
+    /// Storage dtype.
+    pub dtype: DType,
+    /// Byte order of the elements.
+    pub byte_order: ByteOrder,
+    /// Shape, `dim[1..=dim[0]]`.
+    pub shape: &'a [usize],
+}
+
+impl RawView<'_> {
+    /// Number of elements.
+    pub fn n_voxels(&self) -> usize {
+        self.bytes.len() / self.dtype.size()
+    }
+
+    /// True when elements can be used in place by native code (native byte order).
+    pub fn is_native_order(&self) -> bool {
+        self.byte_order == ByteOrder::native()
+    }
+
+    /// True when the first byte is aligned to the element size (mapped files with an odd
+    /// `vox_offset` are not).
+    pub fn is_aligned(&self) -> bool {
+        (self.bytes.as_ptr() as usize).is_multiple_of(self.dtype.size())
+    }
+
+    fn element<const N: usize>(&self, voxel_idx: usize) -> [u8; N] {
+        let mut out = [0u8; N];
+        out.copy_from_slice(&self.bytes[voxel_idx * N..voxel_idx * N + N]);
+        if self.byte_order != ByteOrder::native() {
+            out.reverse();
+        }
+        out
+    }
+
+    /// Element `voxel_idx` converted to f64 (unscaled). Panics when out of range, like slice
+    /// indexing.
+    pub fn value_f64(&self, voxel_idx: usize) -> f64 {
+        match self.dtype {
+            DType::U8 => f64::from(self.bytes[voxel_idx]),
+            DType::I8 => f64::from(self.bytes[voxel_idx] as i8),
+            DType::U16 => f64::from(u16::from_ne_bytes(self.element(voxel_idx))),
+            DType::I16 => f64::from(i16::from_ne_bytes(self.element(voxel_idx))),
+            DType::U32 => f64::from(u32::from_ne_bytes(self.element(voxel_idx))),
+            DType::I32 => f64::from(i32::from_ne_bytes(self.element(voxel_idx))),
+            DType::U64 => u64::from_ne_bytes(self.element(voxel_idx)) as f64,
+            DType::I64 => i64::from_ne_bytes(self.element(voxel_idx)) as f64,
+            DType::F32 => f64::from(f32::from_ne_bytes(self.element(voxel_idx))),
+            DType::F64 => f64::from_ne_bytes(self.element(voxel_idx)),
+            DType::Bool | DType::F16 => f64::NAN,
+        }
+    }
+
+    /// Element `voxel_idx` of an integer dtype as an exact integer (`None` for float dtypes).
+    pub fn value_i128(&self, voxel_idx: usize) -> Option<i128> {
+        Some(match self.dtype {
+            DType::U8 => i128::from(self.bytes[voxel_idx]),
+            DType::I8 => i128::from(self.bytes[voxel_idx] as i8),
+            DType::U16 => i128::from(u16::from_ne_bytes(self.element(voxel_idx))),
+            DType::I16 => i128::from(i16::from_ne_bytes(self.element(voxel_idx))),
+            DType::U32 => i128::from(u32::from_ne_bytes(self.element(voxel_idx))),
+            DType::I32 => i128::from(i32::from_ne_bytes(self.element(voxel_idx))),
+            DType::U64 => i128::from(u64::from_ne_bytes(self.element(voxel_idx))),
+            DType::I64 => i128::from(i64::from_ne_bytes(self.element(voxel_idx))),
+            _ => return None,
+        })
+    }
+}
+
+impl NiftiImage {
+    /// Opens an image with the default [`ReadOptions`].
+    pub fn open(path: impl AsRef<Path>) -> Result<NiftiImage> {
+        NiftiImage::open_with(path, &ReadOptions::default())
+    }
+
+    /// Opens `.nii`, `.nii.gz`, `.hdr`/`.img` (each optionally gzipped; gzip is detected from
+    /// the magic bytes, not the name) and validates header, extensions and data size.
+    pub fn open_with(path: impl AsRef<Path>, options: &ReadOptions) -> Result<NiftiImage> {
+        let path = path.as_ref();
+        match image_files(path)? {
+            ImageFiles::Single(file) => open_single(&file, options),
+            ImageFiles::Pair { header, data } => open_pair(&header, &data, options),
+        }
+    }
+
+    /// The path the image was opened from (the header file for pairs).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The header (with extensions).
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// nibabel's `img.affine`.
+    pub fn affine(&self) -> &Affine {
+        &self.affine
+    }
+
+    /// The shape (`dim[1..=dim[0]]`, trailing 1s kept as nibabel keeps them).
+    pub fn shape(&self) -> Vec<usize> {
+        self.header.shape()
+    }
+
+    /// The storage dtype.
+    pub fn dtype(&self) -> DType {
+        self.header.dtype().unwrap_or(DType::U8)
+    }
+
+    /// Scaling to apply on load (`None`: data are used in their storage dtype).
+    pub fn scaling(&self) -> Option<Scaling> {
+        self.header.scaling()
+    }
+
+    /// The dtype of nibabel's `np.asanyarray(img.dataobj)`.
+    pub fn effective_dtype(&self) -> DType {
+        if self.scaling().is_some() {
+            DType::F64
+        } else {
+            self.dtype()
+        }
+    }
+
+    /// Where the data bytes live (a mapping of the file itself means no copy was made).
+    pub fn data_source(&self) -> DataSource {
+        self.source
+    }
+
+    /// The raw data view in the storage dtype and the file's byte order.
+    pub fn raw(&self) -> RawView<'_> {
+        RawView {
+            bytes: &self.storage.bytes()[self.data_start..self.data_start + self.data_len],
+            dtype: self.dtype(),
+            byte_order: self.header.byte_order,
+            shape: &self.shape,
+        }
+    }
+
+    /// All values as f64 with scaling applied (nibabel's `np.asanyarray(img.dataobj)` converted
+    /// to float64), in Fortran order. Meant for tests and small images: it allocates.
+    pub fn to_f64_vec(&self) -> Vec<f64> {
+        let raw = self.raw();
+        let scaling = self.scaling();
+        (0..raw.n_voxels())
+            .map(|voxel_idx| {
+                let value = raw.value_f64(voxel_idx);
+                scaling.map_or(value, |s| s.apply(value))
+            })
+            .collect()
+    }
+}
+
+fn open_file(path: &Path) -> Result<File> {
+    File::open(path).map_err(|e| NiftiError::io(path, "cannot open", e))
+}
+
+/// True when the file starts with the gzip magic bytes `1f 8b`.
+fn starts_with_gzip_magic(file: &File, path: &Path) -> Result<bool> {
+    let mut magic = [0u8; 2];
+    let mut got = 0;
+    let mut reader = file;
+    while got < 2 {
+        match reader.read(&mut magic[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(NiftiError::io(path, "cannot read", e)),
+        }
+    }
+    use std::io::Seek;
+    reader
+        .rewind()
+        .map_err(|e| NiftiError::io(path, "cannot seek", e))?;
+    Ok(got == 2 && magic == [0x1f, 0x8b])
+}
+
+fn map_file(file: &File, path: &Path) -> Result<Mmap> {
+    // SAFETY: the map is read-only and the data are only ever read through bounds-checked
+    // slices. Another process truncating the file while it is mapped would fault (as with any
+    // mmap reader, nibabel included); voxcalc's own writer never modifies an existing file in
+    // place (it writes a temp file and renames it).
+    unsafe { Mmap::map(file) }.map_err(|e| NiftiError::io(path, "cannot memory-map", e))
+}
+
+fn gz_reader(file: File) -> MultiGzDecoder<BufReader<File>> {
+    MultiGzDecoder::new(BufReader::with_capacity(GZ_READ_BUFFER, file))
+}
+
+/// Maps an error from the gzip decoder: a premature end is truncation, anything else is a
+/// corrupt stream.
+fn gz_error(path: &Path, error: io::Error) -> NiftiError {
+    match error.kind() {
+        io::ErrorKind::UnexpectedEof => NiftiError::new(
+            ErrorKind::Truncated,
+            path,
+            format!("gzip stream truncated: {error}"),
+        ),
+        io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData | io::ErrorKind::Other => {
+            NiftiError::new(
+                ErrorKind::Gzip,
+                path,
+                format!("corrupt gzip stream: {error}"),
+            )
+        }
+        _ => NiftiError::io(path, "cannot read", error),
+    }
+}
+
+/// Reads until `buf` is full or the stream ends; returns the number of bytes read.
+fn fill(reader: &mut impl Read, buf: &mut [u8], path: &Path) -> Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match reader.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(gz_error(path, e)),
+        }
+    }
+    Ok(got)
+}
+
+/// Reads up to `limit` bytes into a vector that grows only as bytes arrive (a hostile
+/// `vox_offset` cannot force a large allocation).
+fn read_up_to(reader: &mut impl Read, limit: u64, path: &Path) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    reader
+        .take(limit)
+        .read_to_end(&mut out)
+        .map_err(|e| gz_error(path, e))?;
+    Ok(out)
+}
+
+/// Reads the fixed header block (348 or 540 bytes, by `sizeof_hdr`) from a stream.
+fn read_header_block(reader: &mut impl Read, path: &Path) -> Result<Vec<u8>> {
+    let mut block = vec![0u8; NIFTI2_HEADER_SIZE];
+    let got = fill(reader, &mut block[..4], path)?;
+    if got < 4 {
+        block.truncate(got);
+        return Ok(block);
+    }
+    let size = detect_version([block[0], block[1], block[2], block[3]])
+        .map_or(4, |(version, _)| version.header_size());
+    let got = 4 + fill(reader, &mut block[4..size], path)?;
+    block.truncate(got);
+    Ok(block)
+}
+
+/// Reads and discards the rest of the stream so the gzip CRC and length of the last member are
+/// verified.
+fn drain(reader: &mut impl Read, path: &Path) -> Result<()> {
+    let mut scratch = [0u8; 1 << 16];
+    loop {
+        match reader.read(&mut scratch) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(gz_error(path, e)),
+        }
+    }
+}
+
+/// Inflates exactly `n_bytes` of data from `reader` into memory or a temp file.
+fn inflate_data(
+    reader: &mut impl Read,
+    path: &Path,
+    n_bytes: usize,
+    compressed_len: u64,
+    options: &ReadOptions,
+) -> Result<(Storage, DataSource)> {
+    let bound = compressed_len
+        .saturating_mul(MAX_DEFLATE_RATIO)
+        .saturating_add(1 << 20);
+    if n_bytes as u64 > bound {
+        return Err(NiftiError::field(
+            ErrorKind::Truncated,
+            path,
+            "dim",
+            format!(
+                "declares {n_bytes} bytes of data, more than a {compressed_len}-byte gzip file \
+                 can hold"
+            ),
+        ));
+    }
+    let map_error = |e| NiftiError::io(path, "cannot allocate the data buffer", e);
+    let (mut map, file) = if n_bytes as u64 <= options.memory_budget {
+        (MmapMut::map_anon(n_bytes).map_err(map_error)?, None)
+    } else {
+        let dir = options.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let file = tempfile::tempfile_in(&dir)
+            .map_err(|e| NiftiError::io(&dir, "cannot create a spill file", e))?;
+        file.set_len(n_bytes as u64)
+            .map_err(|e| NiftiError::io(&dir, "cannot size the spill file", e))?;
+        // SAFETY: an unnamed temp file that only this process can reach; it lives as long as
+        // the mapping (both are kept in `Storage::TempFile`).
+        let map = unsafe { MmapMut::map_mut(&file) }.map_err(map_error)?;
+        (map, Some(file))
+    };
+    let got = fill(reader, &mut map[..n_bytes], path)?;
+    if got < n_bytes {
+        return Err(NiftiError::new(
+            ErrorKind::Truncated,
+            path,
+            format!("data truncated: the gzip stream holds {got} of the {n_bytes} data bytes the header declares"),
+        ));
+    }
+    drain(reader, path)?;
+    let map = map.make_read_only().map_err(map_error)?;
+    Ok(match file {
+        None => (Storage::Map(map), DataSource::Decompressed),
+        Some(file) => (
+            Storage::TempFile { map, _file: file },
+            DataSource::DecompressedToTempFile,
+        ),
+    })
+}
+
+fn single_magic_required(header: &Header, path: &Path) -> Result<()> {
+    if header.is_pair {
+        return Err(NiftiError::field(
+            ErrorKind::BadMagic,
+            path,
+            "magic",
+            "is the pair magic (ni1/ni2) but the file is a single-file .nii",
+        ));
+    }
+    Ok(())
+}
+
+fn vox_offset_past_end(path: &Path, vox_offset: u64, len: u64) -> NiftiError {
+    NiftiError::field(
+        ErrorKind::Truncated,
+        path,
+        "vox_offset",
+        format!("is {vox_offset}, past the end of the data file ({len} bytes)"),
+    )
+}
+
+fn finish_image(
+    path: &Path,
+    header: Header,
+    storage: Storage,
+    data_start: usize,
+    source: DataSource,
+) -> Result<NiftiImage> {
+    let affine = header
+        .affine()
+        .map_err(|detail| NiftiError::field(ErrorKind::BadField, path, "quatern_b", detail))?;
+    let data_len = header.data_bytes();
+    Ok(NiftiImage {
+        path: path.to_path_buf(),
+        shape: header.shape(),
+        header,
+        affine,
+        storage,
+        data_start,
+        data_len,
+        source,
+    })
+}
+
+/// Checks that the data fit in a mapped data file and returns where they start.
+fn mapped_data_range(header: &Header, map: &Mmap, path: &Path) -> Result<usize> {
+    let len = map.len() as u64;
+    if header.vox_offset > len {
+        return Err(vox_offset_past_end(path, header.vox_offset, len));
+    }
+    let n_bytes = header.data_bytes() as u64;
+    if header.vox_offset + n_bytes > len {
+        return Err(NiftiError::new(
+            ErrorKind::Truncated,
+            path,
+            format!(
+                "data truncated: the file holds {} of the {n_bytes} data bytes the header declares",
+                len - header.vox_offset
+            ),
+        ));
+    }
+    Ok(header.vox_offset as usize)
+}
+
+fn open_single(path: &Path, options: &ReadOptions) -> Result<NiftiImage> {
+    let file = open_file(path)?;
+    if starts_with_gzip_magic(&file, path)? {
+        return open_single_gz(path, file, options);
+    }
+    let map = map_file(&file, path)?;
+    let mut header = Header::parse(&map, path, options.max_data_bytes)?;
+    single_magic_required(&header, path)?;
+    let data_start = mapped_data_range(&header, &map, path)?;
+    let header_size = header.version.header_size();
+    header.parse_extensions(&map[header_size..data_start], path)?;
+    finish_image(
+        path,
+        header,
+        Storage::Map(map),
+        data_start,
+        DataSource::MappedFile,
+    )
+}
+
+fn open_single_gz(path: &Path, file: File, options: &ReadOptions) -> Result<NiftiImage> {
+    let compressed_len = file
+        .metadata()
+        .map_err(|e| NiftiError::io(path, "cannot stat", e))?
+        .len();
+    let mut reader = gz_reader(file);
+    let block = read_header_block(&mut reader, path)?;
+    let mut header = Header::parse(&block, path, options.max_data_bytes)?;
+    single_magic_required(&header, path)?;
+    let header_size = header.version.header_size() as u64;
+    let ext_len = header.vox_offset - header_size;
+    let ext = read_up_to(&mut reader, ext_len, path)?;
+    if (ext.len() as u64) < ext_len {
+        return Err(vox_offset_past_end(
+            path,
+            header.vox_offset,
+            header_size + ext.len() as u64,
+        ));
+    }
+    header.parse_extensions(&ext, path)?;
+    let (storage, source) = inflate_data(
+        &mut reader,
+        path,
+        header.data_bytes(),
+        compressed_len,
+        options,
+    )?;
+    finish_image(path, header, storage, 0, source)
+}
+
+/// Largest `.hdr` file accepted (header plus extensions).
+const MAX_HEADER_FILE_BYTES: u64 = 256 << 20;
+
+fn open_pair(header_path: &Path, data_path: &Path, options: &ReadOptions) -> Result<NiftiImage> {
+    let header_file = open_file(header_path)?;
+    let header_bytes = if starts_with_gzip_magic(&header_file, header_path)? {
+        read_up_to(
+            &mut gz_reader(header_file),
+            MAX_HEADER_FILE_BYTES,
+            header_path,
+        )?
+    } else {
+        read_up_to(
+            &mut BufReader::new(header_file),
+            MAX_HEADER_FILE_BYTES,
+            header_path,
+        )?
+    };
+    let mut header = Header::parse(&header_bytes, header_path, options.max_data_bytes)?;
+    let header_size = header.version.header_size();
+    header.parse_extensions(&header_bytes[header_size..], header_path)?;
+
+    let data_file = open_file(data_path)?;
+    if starts_with_gzip_magic(&data_file, data_path)? {
+        let compressed_len = data_file
+            .metadata()
+            .map_err(|e| NiftiError::io(data_path, "cannot stat", e))?
+            .len();
+        let mut reader = gz_reader(data_file);
+        let skipped = io::copy(&mut (&mut reader).take(header.vox_offset), &mut io::sink())
+            .map_err(|e| gz_error(data_path, e))?;
+        if skipped < header.vox_offset {
+            return Err(vox_offset_past_end(data_path, header.vox_offset, skipped));
+        }
+        let (storage, source) = inflate_data(
+            &mut reader,
+            data_path,
+            header.data_bytes(),
+            compressed_len,
+            options,
+        )?;
+        finish_image(header_path, header, storage, 0, source)
+    } else {
+        let map = map_file(&data_file, data_path)?;
+        let data_start = mapped_data_range(&header, &map, data_path)?;
+        finish_image(
+            header_path,
+            header,
+            Storage::Map(map),
+            data_start,
+            DataSource::MappedFile,
+        )
+    }
+}

@@ -215,13 +215,34 @@ pub fn render_with(source: &str, diag: &Diagnostic, options: &RenderOptions) -> 
         }
         prev_line = Some(line_idx);
         let (line_start, line_end) = lines[line_idx];
-        let text = expand_tabs(&source[line_start..line_end], options.tab_width);
+        let line_marks: Vec<_> = marks.iter().filter(|m| m.0 == line_idx).collect();
+        let display = display_chars(&source[line_start..line_end], options.tab_width);
+        // Very long lines are cut to a window around the marks, with `...` where cut.
+        let lo = line_marks.iter().map(|m| m.1).min().unwrap_or(0);
+        let hi = line_marks.iter().map(|m| m.2).max().unwrap_or(0);
+        let (from, to) = if display.len() > MAX_LINE_COLUMNS {
+            let from = lo.saturating_sub(LINE_CONTEXT);
+            let to = (hi + LINE_CONTEXT)
+                .max(from + MAX_LINE_COLUMNS)
+                .min(display.len());
+            (from, to)
+        } else {
+            (0, display.len())
+        };
+        let prefix = if from > 0 { "..." } else { "" };
+        let suffix = if to < display.len() { "..." } else { "" };
+        let shown_text: String = display[from..to].iter().collect();
         let number = format!("{:>gutter$}", line_idx + 1);
-        out.push_str(format!("{number} | {text}").trim_end());
+        out.push_str(format!("{number} | {prefix}{shown_text}{suffix}").trim_end());
         out.push('\n');
-        for &(_, col_from, col_to, mark, message) in marks.iter().filter(|m| m.0 == line_idx) {
-            let underline = mark.to_string().repeat(col_to - col_from);
-            let mut row = format!("{pad} | {}{underline}", " ".repeat(col_from));
+        for &&(_, col_from, col_to, mark, message) in &line_marks {
+            let indent = prefix.len() + col_from.saturating_sub(from);
+            let width = col_to
+                .min(to.max(from + 1))
+                .saturating_sub(col_from.max(from))
+                .max(1);
+            let underline = mark.to_string().repeat(width);
+            let mut row = format!("{pad} | {}{underline}", " ".repeat(indent));
             if let Some(message) = message.filter(|m| !m.is_empty()) {
                 row.push(' ');
                 row.push_str(message);
@@ -275,9 +296,27 @@ fn display_width(text: &str, tab_width: usize) -> usize {
         .sum()
 }
 
-fn expand_tabs(text: &str, tab_width: usize) -> String {
-    text.replace('\t', &" ".repeat(tab_width))
+/// The characters drawn for a line: tabs expanded to spaces, control characters shown as their
+/// Unicode control pictures (`\u{7}` as `␇`) so the frame never emits raw control codes. One
+/// character per display column, matching [`display_width`].
+fn display_chars(text: &str, tab_width: usize) -> Vec<char> {
+    let mut out = Vec::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\t' => out.extend(std::iter::repeat_n(' ', tab_width)),
+            c if (c as u32) < 0x20 => out.push(char::from_u32(0x2400 + c as u32).unwrap_or('?')),
+            '\u{7f}' => out.push('\u{2421}'),
+            c if c.is_control() => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
 }
+
+/// Lines wider than this many columns are cut around the marks.
+const MAX_LINE_COLUMNS: usize = 100;
+/// Columns kept on each side of the marks when a long line is cut.
+const LINE_CONTEXT: usize = 30;
 
 #[cfg(test)]
 mod tests {
@@ -344,6 +383,25 @@ warning[E0999]: message
   |      ^ here
 ";
         assert_eq!(render(source, &diagnostic), expected);
+    }
+
+    #[test]
+    fn long_lines_are_cut_around_the_marks_and_control_characters_shown() {
+        let source = format!("{}x{}", "a + ".repeat(50), " + b".repeat(50));
+        let rendered = render(&source, &diag(200, 201));
+        let expected = "\
+error[E0102]: expected an expression, found `)`
+ --> formula:1:201
+  |
+1 | ...+ a + a + a + a + a + a + a + x + b + b + b + b + b + b + b + b + b + b + b + b + b + b + b + b + b ...
+  |                                  ^ expected an expression
+";
+        assert_eq!(rendered, expected);
+        let rendered = render("a +\u{7} b", &diag(3, 4));
+        assert!(
+            rendered.contains("1 | a +\u{2407} b\n  |    ^ expected"),
+            "{rendered}"
+        );
     }
 
     #[test]

@@ -67,8 +67,9 @@ pub enum ParseErrorKind {
     Walrus,
     /// E0116: `*args` or `**kwargs` in a call.
     StarredArgument,
-    /// E0117: a positional argument after a keyword argument.
-    PositionalAfterKeyword,
+    /// E0117: a positional argument after a keyword argument; `keyword` is the range of the
+    /// keyword argument before it (often a comparison written with `=`).
+    PositionalAfterKeyword { keyword: TextRange },
     /// E0118: the same keyword argument given twice; `first` is the first occurrence.
     DuplicateKeyword { name: String, first: TextRange },
     /// E0119: a top-level comma-separated list `a, b`.
@@ -130,7 +131,7 @@ impl ParseError {
             AssignInsteadOfEq => "E0114",
             Walrus => "E0115",
             StarredArgument => "E0116",
-            PositionalAfterKeyword => "E0117",
+            PositionalAfterKeyword { .. } => "E0117",
             DuplicateKeyword { .. } => "E0118",
             BareTuple => "E0119",
             ExpectedEnd { .. } => "E0120",
@@ -198,7 +199,7 @@ impl ParseError {
             AssignInsteadOfEq => "`=` is assignment, not comparison".to_string(),
             Walrus => "assignment expressions (`:=`) are not supported".to_string(),
             StarredArgument => "argument unpacking (`*` / `**`) is not supported".to_string(),
-            PositionalAfterKeyword => "positional argument follows keyword argument".into(),
+            PositionalAfterKeyword { .. } => "positional argument follows keyword argument".into(),
             DuplicateKeyword { name, .. } => format!("keyword argument `{name}` is repeated"),
             BareTuple => "a formula is one expression, not a comma-separated list".to_string(),
             ExpectedEnd { found } => {
@@ -236,7 +237,7 @@ impl ParseError {
             AssignInsteadOfEq => "assignment".into(),
             Walrus => "assignment expression".into(),
             StarredArgument => "unpacking".into(),
-            PositionalAfterKeyword => "positional argument".into(),
+            PositionalAfterKeyword { .. } => "positional argument".into(),
             DuplicateKeyword { .. } => "repeated here".into(),
             BareTuple => "several comma-separated expressions".into(),
             ExpectedEnd { .. } => "expected an operator or the end".into(),
@@ -260,7 +261,9 @@ impl ParseError {
             UnexpectedChar { ch } => match ch {
                 '\\' => "remove the backslash: a formula may span several lines without it".into(),
                 '#' => "comments are not supported in a formula".into(),
-                '?' | '$' | '`' => return None,
+                '?' => "for a conditional write `b if a else c`; for arrays, `np.where(a, b, c)`"
+                    .into(),
+                '$' | '`' => return None,
                 c => match crate::lexer::lookalike(*c) {
                     Some((ascii, _)) => {
                         format!("`{c}` looks like `{ascii}`: type the ASCII `{ascii}`")
@@ -278,6 +281,13 @@ impl ParseError {
             ExpectedExpression {
                 found: TokenKind::Equal,
             } => "`=` only names a keyword argument, as in `np.mean(x, axis=-1)`".into(),
+            Expected {
+                found: TokenKind::Colon,
+                ..
+            }
+            | ExpectedEnd {
+                found: TokenKind::Colon,
+            } => "a slice `a:b` is only allowed inside a subscript, as in `img[..., 2:5]`".into(),
             ExpectedExpression { .. } | Expected { .. } => return None,
             InvalidNumber(number_error) => match number_error {
                 NumberError::MissingExponentDigits => "write the exponent's digits: `1e-3`".into(),
@@ -323,7 +333,11 @@ impl ParseError {
                 .into(),
             Walrus => "write the expression directly where it is used".into(),
             StarredArgument => "pass each argument explicitly".into(),
-            PositionalAfterKeyword => "put positional arguments before keyword arguments".into(),
+            PositionalAfterKeyword { .. } => {
+                "put positional arguments before keyword arguments; if `=` was meant as a \
+                 comparison, write `==`"
+                    .into()
+            }
             DuplicateKeyword { .. } => "give each keyword argument once".into(),
             BareTuple => "wrap the items in parentheses to make a tuple: `(a, b)`".into(),
             ExpectedEnd { found } if can_start_operand(*found) => {
@@ -351,9 +365,20 @@ impl ParseError {
         );
         match &self.kind {
             ParseErrorKind::Expected {
-                open: Some(open), ..
+                open: Some(open),
+                found,
+                expected,
             } => {
-                diagnostic = diagnostic.with_secondary(*open, "unclosed bracket");
+                let closes = matches!(*expected, "`)`" | "`]`" | "`}`");
+                let label = if closes || *found == TokenKind::Eof {
+                    "unclosed bracket"
+                } else {
+                    "bracket opened here"
+                };
+                diagnostic = diagnostic.with_secondary(*open, label);
+            }
+            ParseErrorKind::PositionalAfterKeyword { keyword } => {
+                diagnostic = diagnostic.with_secondary(*keyword, "keyword argument");
             }
             ParseErrorKind::DuplicateKeyword { first, .. } => {
                 diagnostic = diagnostic.with_secondary(*first, "first given here");

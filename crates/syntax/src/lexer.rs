@@ -578,23 +578,58 @@ pub fn lex(source: &str) -> Lexed {
                 }
             },
             Err(()) => {
-                // logos reports the unmatched text; report it one character at a time so the
-                // caret lands on the character itself.
+                // logos reports the unmatched text; report its first character, so that the
+                // caret lands on it, and decide how to carry on.
                 let ch = text.chars().next().unwrap_or('\u{FFFD}');
-                let char_range = range_of(span.start, span.start + ch.len_utf8());
+                let char_end = span.start + ch.len_utf8();
+                let char_range = range_of(span.start, char_end);
                 errors.push(ParseError::new(
                     ParseErrorKind::UnexpectedChar { ch },
                     char_range,
                 ));
-                let kind = lookalike(ch).map_or(TokenKind::Unknown, |(_, kind)| kind);
-                tokens.push(Token {
-                    kind,
-                    range: char_range,
-                });
-                if span.end > span.start + ch.len_utf8() {
-                    // Re-lex the rest of the unmatched text from the next character.
-                    let rest = span.start + ch.len_utf8();
-                    lexer = relex_from(source, rest);
+                let line_end = source[char_end..]
+                    .find(['\n', '\r'])
+                    .map_or(source.len(), |i| char_end + i);
+                let (resume, token) = match ch {
+                    // A line continuation or a control character: read on as if it were a
+                    // space.
+                    '\\' => (char_end, None),
+                    c if c.is_control() => (char_end, None),
+                    // A comment: the rest of the line is skipped.
+                    '#' => (line_end, None),
+                    // Typographic quotes: the quoted text is one invalid token, not names.
+                    '\u{2018}' | '\u{201C}' => {
+                        let close = if ch == '\u{2018}' {
+                            '\u{2019}'
+                        } else {
+                            '\u{201D}'
+                        };
+                        let end = source[char_end..line_end]
+                            .find(close)
+                            .map_or(char_end, |i| char_end + i + close.len_utf8());
+                        let range = range_of(span.start, end);
+                        (
+                            end,
+                            Some(Token {
+                                kind: TokenKind::Unknown,
+                                range,
+                            }),
+                        )
+                    }
+                    _ => {
+                        let kind = lookalike(ch).map_or(TokenKind::Unknown, |(_, kind)| kind);
+                        (
+                            char_end,
+                            Some(Token {
+                                kind,
+                                range: char_range,
+                            }),
+                        )
+                    }
+                };
+                tokens.extend(token);
+                if resume != span.end {
+                    lexer = relex_from(source, resume);
                 }
                 continue;
             }
@@ -944,6 +979,33 @@ mod tests {
             vec![(ParseErrorKind::UnexpectedChar { ch: '\\' }, 2..3)]
         );
         assert_eq!(error_kinds("é+é"), vec![]);
+        assert_eq!(
+            error_kinds("a $$ b"),
+            vec![
+                (ParseErrorKind::UnexpectedChar { ch: '$' }, 2..3),
+                (ParseErrorKind::UnexpectedChar { ch: '$' }, 3..4)
+            ]
+        );
+        assert_eq!(
+            kinds("a \u{2018}x y\u{2019} b # c d\n+ e"),
+            [
+                TokenKind::Name,
+                TokenKind::Unknown,
+                TokenKind::Name,
+                TokenKind::Plus,
+                TokenKind::Name,
+                TokenKind::Eof
+            ]
+        );
+        assert_eq!(
+            kinds("a\x07+ \\\nb"),
+            [
+                TokenKind::Name,
+                TokenKind::Plus,
+                TokenKind::Name,
+                TokenKind::Eof
+            ]
+        );
         assert_eq!(
             kinds("a && b"),
             [

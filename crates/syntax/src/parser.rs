@@ -144,6 +144,26 @@ fn binary_op(kind: TokenKind) -> Option<(BinaryOp, Prec)> {
     })
 }
 
+/// Keywords: tokens spelled like names.
+fn is_word(kind: TokenKind) -> bool {
+    use TokenKind as T;
+    matches!(
+        kind,
+        T::And
+            | T::Or
+            | T::Not
+            | T::If
+            | T::Else
+            | T::In
+            | T::Is
+            | T::None
+            | T::True
+            | T::False
+            | T::Lambda
+            | T::Reserved
+    )
+}
+
 fn is_closer(kind: TokenKind) -> bool {
     matches!(
         kind,
@@ -351,10 +371,12 @@ impl<'src> Parser<'src> {
             match kind {
                 TokenKind::RParen | TokenKind::RBracket | TokenKind::RBrace => {
                     self.error_at_current(ParseErrorKind::UnmatchedCloser { delimiter: kind });
+                    self.expected_end_reported = true;
                     self.bump();
                 }
                 TokenKind::Semicolon => {
                     self.error_at_current(ParseErrorKind::Semicolon);
+                    self.expected_end_reported = true;
                     self.bump();
                 }
                 TokenKind::Reserved => {
@@ -694,6 +716,11 @@ impl<'src> Parser<'src> {
                             found,
                             open: None,
                         });
+                        // A keyword after `.` (`np.if`) was meant as a name: consume it so
+                        // that it does not start another construct.
+                        if is_word(found) {
+                            self.bump();
+                        }
                         left = self.error_node(self.finish(start));
                     }
                 }
@@ -759,6 +786,7 @@ impl<'src> Parser<'src> {
         self.bump();
         let mut args: Vec<Expr> = Vec::new();
         let mut keywords: Vec<Keyword> = Vec::new();
+        let mut reported_positional = false;
         let mut height = func.1;
         self.parse_seq(open, TokenKind::RParen, "`,` or `)`", "`)`", &mut |p| {
             let arg_start = p.start();
@@ -796,8 +824,14 @@ impl<'src> Parser<'src> {
                 });
             } else {
                 let value = p.parse_bp(Prec::Lowest);
-                if !keywords.is_empty() {
-                    p.error(ParseErrorKind::PositionalAfterKeyword, value.0.range);
+                if let (Some(keyword), false) = (keywords.last(), reported_positional) {
+                    // One report per call: later positional arguments add nothing.
+                    reported_positional = true;
+                    let keyword = keyword.range;
+                    p.error(
+                        ParseErrorKind::PositionalAfterKeyword { keyword },
+                        value.0.range,
+                    );
                 }
                 height = height.max(value.1);
                 args.push(value.0);
@@ -1053,7 +1087,13 @@ mod tests {
                     5,
                 ),
                 (ParseErrorKind::StarredArgument, 7, 9),
-                (ParseErrorKind::PositionalAfterKeyword, 16, 17),
+                (
+                    ParseErrorKind::PositionalAfterKeyword {
+                        keyword: TextRange::new(11, 14),
+                    },
+                    16,
+                    17,
+                ),
             ],
         );
         check_errors(

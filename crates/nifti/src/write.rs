@@ -100,15 +100,19 @@ impl OutputImage {
         let path = path.as_ref();
         let files = output_files(path)?;
         let mut header = header.clone();
-        header.byte_order = ByteOrder::native();
-        header
-            .validate(path, u64::MAX)
-            .map_err(|e| NiftiError::new(ErrorKind::CannotWrite, path, e.to_string()))?;
         let single = matches!(files, ImageFiles::Single(_));
-        header.is_pair = !single;
         let header_bytes = header
             .to_bytes(single)
             .map_err(|detail| header_error(path, detail))?;
+        // What the file will say: native order, its magic and offset, no scaling.
+        header.byte_order = ByteOrder::native();
+        header.is_pair = !single;
+        header.vox_offset = if single { header_bytes.len() as u64 } else { 0 };
+        header.scl_slope = 1.0;
+        header.scl_inter = 0.0;
+        header
+            .validate(path, u64::MAX)
+            .map_err(|e| NiftiError::new(ErrorKind::CannotWrite, path, e.to_string()))?;
         let data_len = header.data_bytes();
         let (data_target, data_gz) = match &files {
             ImageFiles::Single(file) => (file.clone(), has_gz_suffix(file)),

@@ -34,9 +34,15 @@ pub fn parse_loop(sig: &str) -> Option<Loop> {
 }
 
 /// Parses a whitespace-separated loop list (`"e->e f->f d->d"`), skipping loops voxcalc cannot
-/// represent.
+/// represent and repeats (numpy lists the 64-bit integer loops twice, as `l` and `q`).
 pub fn parse_loops(list: &str) -> Vec<Loop> {
-    list.split_whitespace().filter_map(parse_loop).collect()
+    let mut loops: Vec<Loop> = Vec::new();
+    for l in list.split_whitespace().filter_map(parse_loop) {
+        if !loops.contains(&l) {
+            loops.push(l);
+        }
+    }
+    loops
 }
 
 /// numpy's linear loop search: the first loop whose every input accepts the corresponding

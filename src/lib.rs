@@ -1,3 +1,13 @@
 //! voxcalc: numpy-dialect formulas over NIfTI volumes, compiled to native kernels.
 //!
-//! This is the library facade (the API boundary); see docs/ARCHITECTURE.md.
+//! This crate is the library facade, the API boundary promised to users (see
+//! docs/ARCHITECTURE.md): the workspace crates behind it may change freely.
+#![deny(missing_docs)]
+
+mod error;
+mod image;
+
+pub use error::Error;
+pub use image::Image;
+pub use voxcalc_syntax::{Diagnostic, Severity};
+pub use voxcalc_types::DType;

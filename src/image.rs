@@ -1,0 +1,187 @@
+//! [`Image`]: a NIfTI volume opened for reading, with its header, affine and data view.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use voxcalc_nifti::{Affine, DataSource, Header, NiftiImage, NiftiVersion, RawView};
+use voxcalc_types::DType;
+
+use crate::Error;
+
+/// An opened NIfTI image (`.nii`, `.nii.gz`, `.hdr`/`.img`). Plain `.nii` data are
+/// memory-mapped, never copied; gzipped data are inflated once.
+pub struct Image {
+    inner: NiftiImage,
+}
+
+impl Image {
+    /// Opens an image, validating its header against the file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Image, Error> {
+        Ok(Image {
+            inner: NiftiImage::open(path)?,
+        })
+    }
+
+    /// The path it was opened from.
+    pub fn path(&self) -> &Path {
+        self.inner.path()
+    }
+
+    /// The header as nibabel would hold it after loading.
+    pub fn header(&self) -> &Header {
+        self.inner.header()
+    }
+
+    /// nibabel's `img.affine`.
+    pub fn affine(&self) -> &Affine {
+        self.inner.affine()
+    }
+
+    /// The shape (`dim[1..=dim[0]]`).
+    pub fn shape(&self) -> Vec<usize> {
+        self.inner.shape()
+    }
+
+    /// The dtype a formula sees: the storage dtype, or float64 when the header scales the data
+    /// (as `np.asanyarray(img.dataobj)` does).
+    pub fn dtype(&self) -> DType {
+        self.inner.effective_dtype()
+    }
+
+    /// The data as stored on disk (storage dtype and byte order).
+    pub fn raw(&self) -> RawView<'_> {
+        self.inner.raw()
+    }
+
+    /// The underlying reader's image.
+    pub fn nifti(&self) -> &NiftiImage {
+        &self.inner
+    }
+
+    /// A multi-line, fslhd-style description: file, format, shape, dtypes, scaling, voxel sizes,
+    /// TR, units, xform codes and the affine.
+    pub fn describe(&self) -> String {
+        let header = self.header();
+        let mut out = String::new();
+        let version = match header.version {
+            NiftiVersion::Nifti1 => "NIfTI-1",
+            NiftiVersion::Nifti2 => "NIfTI-2",
+        };
+        let storage = match self.inner.data_source() {
+            DataSource::MappedFile => "memory-mapped",
+            DataSource::Decompressed => "gzip, inflated in memory",
+            DataSource::DecompressedToTempFile => "gzip, inflated to a temp file",
+        };
+        let _ = writeln!(out, "file          {}", self.path().display());
+        let _ = writeln!(
+            out,
+            "format        {version}, {:?}-endian, {storage}",
+            header.byte_order
+        );
+        let shape = self.shape();
+        let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+        let _ = writeln!(out, "shape         ({})", dims.join(", "));
+        let raw_dtype = self.inner.dtype();
+        let _ = writeln!(
+            out,
+            "datatype      {raw_dtype} (code {}, bitpix {})",
+            header.datatype, header.bitpix
+        );
+        match self.inner.scaling() {
+            Some(scaling) => {
+                let _ = writeln!(
+                    out,
+                    "scaling       slope {} inter {} -> formulas see float64",
+                    scaling.slope, scaling.inter
+                );
+            }
+            None => {
+                let _ = writeln!(out, "scaling       none -> formulas see {raw_dtype}");
+            }
+        }
+        let zooms: Vec<String> = header.zooms().iter().map(|z| format!("{z}")).collect();
+        let _ = writeln!(out, "voxel sizes   ({})", zooms.join(", "));
+        let _ = writeln!(
+            out,
+            "units         space {}, time {}",
+            space_unit(header.spatial_unit_code()),
+            time_unit(header.time_unit_code())
+        );
+        if let Some(tr) = header.tr() {
+            let _ = writeln!(out, "TR            {tr}");
+        }
+        let _ = writeln!(
+            out,
+            "qform_code    {} ({})",
+            header.qform_code,
+            xform_name(header.qform_code)
+        );
+        let _ = writeln!(
+            out,
+            "sform_code    {} ({})",
+            header.sform_code,
+            xform_name(header.sform_code)
+        );
+        let _ = writeln!(
+            out,
+            "cal range     {} .. {}",
+            header.cal_min, header.cal_max
+        );
+        let descrip = header.descrip();
+        if !descrip.is_empty() {
+            let _ = writeln!(out, "descrip       {descrip}");
+        }
+        if !header.extensions.is_empty() {
+            let codes: Vec<String> = header
+                .extensions
+                .iter()
+                .map(|e| format!("code {} ({} bytes)", e.code, e.content.len()))
+                .collect();
+            let _ = writeln!(out, "extensions    {}", codes.join(", "));
+        }
+        let _ = writeln!(out, "affine");
+        for row in self.affine() {
+            let _ = writeln!(
+                out,
+                "  {:>12.6} {:>12.6} {:>12.6} {:>12.6}",
+                row[0], row[1], row[2], row[3]
+            );
+        }
+        out
+    }
+}
+
+fn xform_name(code: i32) -> &'static str {
+    match code {
+        0 => "unknown",
+        1 => "scanner",
+        2 => "aligned",
+        3 => "talairach",
+        4 => "mni",
+        5 => "template",
+        _ => "invalid",
+    }
+}
+
+fn space_unit(code: i32) -> &'static str {
+    match code {
+        0 => "unknown",
+        1 => "m",
+        2 => "mm",
+        3 => "um",
+        _ => "invalid",
+    }
+}
+
+fn time_unit(code: i32) -> &'static str {
+    match code {
+        0 => "unknown",
+        8 => "s",
+        16 => "ms",
+        24 => "us",
+        32 => "Hz",
+        40 => "ppm",
+        48 => "rad/s",
+        _ => "invalid",
+    }
+}

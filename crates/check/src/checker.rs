@@ -1015,22 +1015,18 @@ impl<'a> Checker<'a> {
                 | ElemOp::NotEqual
         );
         let strong = args.iter().find(|a| matches!(a.val, Val::Arr(_)));
-        for (i, a) in args.iter().enumerate() {
-            if let Val::Py(Py::Int(v)) = a.val {
-                if int_fits(v, dtypes[i]) {
-                    continue;
-                }
-                if is_comparison && dtypes[i].is_int() {
+        if is_comparison {
+            for (i, a) in args.iter().enumerate() {
+                if let Val::Py(Py::Int(v)) = a.val {
                     // numpy 2 compares Python ints exactly, even out of the array's range.
-                    if int_fits(v, DType::I64) {
-                        dtypes[i] = DType::I64;
-                        continue;
-                    } else if int_fits(v, DType::U64) {
-                        dtypes[i] = DType::U64;
-                        continue;
+                    if !int_fits(v, dtypes[i]) && dtypes[i].is_int() {
+                        if int_fits(v, DType::I64) {
+                            dtypes[i] = DType::I64;
+                        } else if int_fits(v, DType::U64) {
+                            dtypes[i] = DType::U64;
+                        }
                     }
                 }
-                self.check_py_int(Py::Int(v), dtypes[i], a.range, strong)?;
             }
         }
         let all_bool = dtypes.iter().all(|&d| d == DType::Bool);
@@ -1038,6 +1034,13 @@ impl<'a> Checker<'a> {
             return Err(self.err(
                 CheckError::new(ErrorKind::NoLoop, range, "numpy boolean subtract, the `-` operator, is not supported")
                     .help("use the `^` operator (or np.logical_xor) for booleans, or convert first: a.astype(np.int16) - b"),
+            ));
+        }
+        if all_bool && matches!(op, ElemOp::Positive | ElemOp::Sign) {
+            return Err(self.err(
+                CheckError::new(ErrorKind::NoLoop, range, format!("np.{} is not supported for booleans", b.name))
+                    .note("numpy's loops for this ufunc take numbers only and it does not convert booleans")
+                    .help("convert first, e.g. x.astype(np.int8)"),
             ));
         }
         if all_bool && op == ElemOp::Negative {
@@ -1102,6 +1105,13 @@ impl<'a> Checker<'a> {
             }
             return Err(self.err(e));
         };
+        // A Python int becomes the selected loop's input dtype; only an integer dtype that
+        // cannot hold it is an error (`uint8 / 100000` is fine: the loop is float64).
+        for (a, &want) in args.iter().zip(&chosen.inputs) {
+            if let (Val::Py(p @ Py::Int(_)), false) = (&a.val, want == DType::Bool) {
+                self.check_py_int(*p, want, a.range, strong)?;
+            }
+        }
         if op == ElemOp::Power && chosen.output.is_int() {
             if let Some(a) = args.get(1) {
                 if let Val::Py(Py::Int(v)) = a.val.clone() {
@@ -1605,9 +1615,12 @@ impl<'a> Checker<'a> {
             .into_iter()
             .find(|a| matches!(a.val, Val::Arr(_)))
             .cloned();
+        // numpy's where converts a Python int C-style: out of the dtype's range it wraps
+        // (np.where(c, uint8, 300) holds 44), and only ints beyond a C long are refused.
+        let wide = if dtype.is_int() { DType::I64 } else { dtype };
         for a in [&x, &y] {
             if let Val::Py(p) = a.val {
-                self.check_py_int(p, dtype, a.range, strong.as_ref())?;
+                self.check_py_int(p, wide, a.range, strong.as_ref())?;
             }
         }
         let shape = self.broadcast_args(&[cond.clone(), x.clone(), y.clone()], range)?;
@@ -1707,7 +1720,18 @@ impl<'a> Checker<'a> {
             _ => unreachable!("need_value"),
         };
         let node = self.node(id).clone();
-        // numpy rounds booleans through float16 (the first float loop bool casts to).
+        // numpy rounds booleans through float16 (the first float loop bool casts to), but only
+        // for decimals=0; other decimals need a multiply that has no boolean loop.
+        if node.dtype == DType::Bool && decimals != 0 {
+            return Err(self.err(
+                CheckError::new(
+                    ErrorKind::NoLoop,
+                    range,
+                    "rounding booleans to a number of decimals is not supported by numpy",
+                )
+                .help("convert first: x.astype(np.float32).round(decimals)"),
+            ));
+        }
         let dtype = if node.dtype == DType::Bool {
             DType::F16
         } else {
@@ -1899,8 +1923,26 @@ impl<'a> Checker<'a> {
                 let r = dtype_kw.unwrap_or(if d.is_float() { d } else { DType::F64 });
                 (r, r)
             }
+            ReduceOp::Quantile if d == DType::Bool => {
+                return Err(self.err(
+                    CheckError::new(
+                        ErrorKind::NoLoop,
+                        range,
+                        format!(
+                            "{} of booleans is refused by numpy (it needs a boolean subtract)",
+                            b.qualified_name()
+                        ),
+                    )
+                    .help("convert first: x.astype(np.float32)"),
+                ));
+            }
             ReduceOp::Median | ReduceOp::Quantile => {
-                let r = if d.is_float() { d } else { DType::F64 };
+                // A list of q is a float64 array (strong), a single q a weak Python float.
+                let r = if d.is_float() && !q_is_list {
+                    d
+                } else {
+                    DType::F64
+                };
                 (r, r)
             }
             ReduceOp::Min | ReduceOp::Max => (d, d),

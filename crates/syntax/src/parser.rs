@@ -348,8 +348,9 @@ impl<'src> Parser<'src> {
                 range,
             };
         }
-        let start = self.start();
+        let token_start = self.start();
         let mut expr = self.parse_bp(Prec::Lowest);
+        let start = token_start.min(expr.0.range.start());
         if self.at(TokenKind::Comma) {
             let mut height = expr.1;
             let mut items = vec![expr.0];
@@ -418,7 +419,7 @@ impl<'src> Parser<'src> {
             }
             self.bailed = true;
             self.pos = self.tokens.len() - 1;
-            return self.error_node(TextRange::empty(range.start()));
+            return self.error_node(TextRange::empty(self.prev_end));
         }
         self.depth += 1;
         let node = self.parse_bp_inner(min);
@@ -427,8 +428,11 @@ impl<'src> Parser<'src> {
     }
 
     fn parse_bp_inner(&mut self, min: Prec) -> Node {
-        let start = self.start();
+        let token_start = self.start();
         let mut left = self.parse_prefix(min);
+        // A node starts at its first token (an opening parenthesis included) or where its first
+        // operand starts, if earlier (an error placeholder sits before the current token).
+        let start = token_start.min(left.0.range.start());
         // Each operator is parsed by its own function so that this frame, which is on every
         // level of recursion, stays small.
         loop {
@@ -576,6 +580,7 @@ impl<'src> Parser<'src> {
             TokenKind::Lambda => return self.parse_lambda(),
             _ => {
                 let atom = self.parse_atom();
+                let start = start.min(atom.0.range.start());
                 return self.parse_postfix(start, atom);
             }
         };
@@ -663,7 +668,9 @@ impl<'src> Parser<'src> {
             }
             found => {
                 self.error_at_current(ParseErrorKind::ExpectedExpression { found });
-                return self.error_node(TextRange::empty(self.found_range().start()));
+                // The placeholder sits right after the last consumed token, inside the
+                // enclosing node's range.
+                return self.error_node(TextRange::empty(self.prev_end));
             }
         };
         self.bump();
@@ -882,6 +889,9 @@ impl<'src> Parser<'src> {
         if !self.at(TokenKind::Colon) {
             return lower.unwrap_or_else(|| self.error_node(TextRange::empty(start)));
         }
+        let start = lower
+            .as_ref()
+            .map_or(start, |n| n.0.range.start().min(start));
         self.bump();
         let upper = if ends_part(self.kind()) {
             None

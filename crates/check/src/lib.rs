@@ -6,6 +6,7 @@
 //! [`CheckError`] that converts into a [`voxcalc_syntax::Diagnostic`] with an `E02xx` code.
 
 mod checker;
+pub mod docs;
 pub mod error;
 pub mod pyscalar;
 pub mod registry;

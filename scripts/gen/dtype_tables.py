@@ -120,6 +120,11 @@ def main():
             for s in SCALARS:
                 entries.append(evaluate(f"np.{f}(a, {s})", [("a", da, e2)]))
                 entries.append(evaluate(f"np.{f}({s}, a)", [("a", da, e2)]))
+    for f in ["add", "multiply", "divide", "sqrt", "greater", "maximum"]:
+        for out in ["float32", "int16", "uint8", "float16"]:
+            for da in DTYPES:
+                args = "a" if f == "sqrt" else "a, 3"
+                entries.append(evaluate(f"np.{f}({args}, dtype=np.{out})", [("a", da, e2)]))
     for da in DTYPES:
         for db in DTYPES:
             c = ("c", "bool", e2)

@@ -987,7 +987,7 @@ impl<'a> Checker<'a> {
     fn apply_named(&mut self, name: &str, args: &[Arg], range: TextRange) -> R<Val> {
         let b = registry::lookup(Namespace::Np, name).expect("operator ufuncs are registered");
         match b.kind {
-            Kind::Ufunc { op, loops } => self.ufunc(b, op, loops, args, range),
+            Kind::Ufunc { op, loops } => self.ufunc(b, op, loops, args, range, None),
             _ => unreachable!("apply_named is only used for ufuncs"),
         }
     }
@@ -1002,6 +1002,7 @@ impl<'a> Checker<'a> {
         loops: &str,
         args: &[Arg],
         range: TextRange,
+        forced: Option<DType>,
     ) -> R<(Loop, Shape)> {
         let operands: Vec<Operand> = args.iter().map(|a| self.operand(&a.val)).collect();
         let mut dtypes = operand_dtypes(&operands);
@@ -1054,7 +1055,41 @@ impl<'a> Checker<'a> {
             ));
         }
         let loops = parse_loops(loops);
-        let chosen = if op == ElemOp::TrueDivide && dtypes.iter().all(|d| !d.is_float()) {
+        let chosen = if let Some(out) = forced {
+            // `dtype=` fixes the output; the first loop with that output whose inputs the
+            // operands reach by numpy's same_kind casting is used.
+            let found = loops
+                .iter()
+                .find(|l| {
+                    l.output == out
+                        && l.inputs.len() == dtypes.len()
+                        && l.inputs
+                            .iter()
+                            .zip(&dtypes)
+                            .zip(args)
+                            .all(|((&want, &have), a)| {
+                                // A Python number converts to whatever the loop needs.
+                                matches!(a.val, Val::Py(_)) || have.can_cast_same_kind(want)
+                            })
+                })
+                .cloned();
+            if found.is_none() {
+                let types: Vec<String> = dtypes.iter().map(|d| d.to_string()).collect();
+                return Err(self.err(
+                    CheckError::new(
+                        ErrorKind::NoLoop,
+                        range,
+                        format!(
+                            "np.{} cannot compute in {out} from ({}) with numpy's same_kind casting",
+                            b.name,
+                            types.join(", ")
+                        ),
+                    )
+                    .help(format!("convert the operands first with .astype(np.{out})")),
+                ));
+            }
+            found
+        } else if op == ElemOp::TrueDivide && dtypes.iter().all(|d| !d.is_float()) {
             Some(Loop {
                 inputs: vec![DType::F64; dtypes.len()],
                 output: DType::F64,
@@ -1183,8 +1218,9 @@ impl<'a> Checker<'a> {
         loops: &str,
         args: &[Arg],
         range: TextRange,
+        forced: Option<DType>,
     ) -> R<Val> {
-        let (chosen, shape) = self.resolve_loop(b, op, loops, args, range)?;
+        let (chosen, shape) = self.resolve_loop(b, op, loops, args, range, forced)?;
         let ids: Vec<NodeId> = args
             .iter()
             .zip(&chosen.inputs)
@@ -1291,6 +1327,19 @@ impl<'a> Checker<'a> {
         }
         let mut failed = false;
         for (name, a) in kw {
+            if matches!(b.kind, Kind::Ufunc { .. }) && name.id == "dtype" {
+                if out.iter().any(|(n, _)| *n == "dtype") {
+                    self.err(CheckError::new(
+                        ErrorKind::BadArguments,
+                        name.range,
+                        format!("{display} got multiple values for argument 'dtype'"),
+                    ));
+                    failed = true;
+                } else {
+                    out.push(("dtype", a));
+                }
+                continue;
+            }
             let Some(p) = b.params.iter().find(|p| p.name == name.id) else {
                 let mut e = CheckError::new(
                     ErrorKind::BadArguments,
@@ -1379,7 +1428,11 @@ impl<'a> Checker<'a> {
                 for a in &args {
                     self.need_value(a)?;
                 }
-                self.ufunc(b, op, loops, &args, range)
+                let forced = match bound.get_some("dtype") {
+                    Some(d) => Some(self.dtype_arg(d)?),
+                    None => None,
+                };
+                self.ufunc(b, op, loops, &args, range, forced)
             }
             Kind::Reduction(spec) => self.reduction(b, spec, &bound, range),
             Kind::Function(Special::Where) => self.where_(&bound, range),
@@ -1689,7 +1742,7 @@ impl<'a> Checker<'a> {
                 vec![a.clone(), h.clone()],
             ),
         };
-        let (chosen, shape) = self.resolve_loop(b, op, loops, &args, range)?;
+        let (chosen, shape) = self.resolve_loop(b, op, loops, &args, range, None)?;
         let operand = self.materialize(&a, chosen.inputs[0]);
         let lo_id = lo.as_ref().map(|l| self.materialize(l, chosen.inputs[1]));
         let hi_idx = if lo.is_some() { 2 } else { 1 };

@@ -170,7 +170,7 @@ pub fn language_reference() -> String {
     ] {
         let _ = writeln!(out, "\n## {title}\n");
         if pred == 2 {
-            out.push_str("Cells: the result for two arrays of the column's dtype. Different dtypes are first promoted (`np.promote_types`), Python numbers are weak (see Types), then numpy's first loop that accepts the operands safely decides.\n\n");
+            out.push_str("Cells: the result for two arrays of the column's dtype. Every elementwise ufunc also accepts `dtype=` (the output dtype; operands reach the loop by numpy's same_kind casting, e.g. `np.add(a, b, dtype=np.float32)`). Different dtypes are first promoted (`np.promote_types`), Python numbers are weak (see Types), then numpy's first loop that accepts the operands safely decides.\n\n");
         } else {
             out.push_str("Cells: the result dtype for an array of the column's dtype (numpy's first loop that accepts it safely: `np.sqrt(int8)` is float16, `np.sqrt(int16)` float32).\n\n");
         }

@@ -158,6 +158,19 @@ impl DType {
         }
     }
 
+    /// numpy's "same_kind" casting: safe casts plus casts within a kind or to a higher kind in
+    /// bool < unsigned < signed < float (`float64 -> float32`, `uint8 -> int8`), not down a
+    /// kind (`float -> int`, `int -> uint`).
+    pub fn can_cast_same_kind(self, to: DType) -> bool {
+        let rank = |d: DType| match d.kind() {
+            'b' => 0,
+            'u' => 1,
+            'i' => 2,
+            _ => 3,
+        };
+        self.can_cast_safe(to) || rank(self) <= rank(to)
+    }
+
     /// numpy's "safe" casting (`np.can_cast(from, to, casting='safe')`): every value of `from`
     /// is representable in `to` (int64 -> float64 counts as safe, as in numpy).
     pub fn can_cast_safe(self, to: DType) -> bool {
@@ -173,6 +186,28 @@ impl DType {
                 _ => to == DType::F64,
             },
             _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn casting_rules() {
+        assert!(DType::I64.can_cast_safe(DType::F64));
+        assert!(!DType::I16.can_cast_safe(DType::F16));
+        assert!(DType::U8.can_cast_safe(DType::I16));
+        assert!(!DType::I8.can_cast_safe(DType::U64));
+        assert!(DType::F64.can_cast_same_kind(DType::F32));
+        assert!(DType::U8.can_cast_same_kind(DType::I8));
+        assert!(!DType::I16.can_cast_same_kind(DType::U8));
+        assert!(!DType::F64.can_cast_same_kind(DType::I16));
+        assert_eq!(DType::I16.int_range(), Some((-32768, 32767)));
+        assert_eq!(DType::U64.int_range(), Some((0, u64::MAX as i128)));
+        for d in DType::ALL {
+            assert_eq!(DType::from_char_code(d.char_code()), Some(d));
         }
     }
 }

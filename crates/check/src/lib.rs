@@ -88,3 +88,86 @@ impl Env {
 pub fn check(expr: &ast::Expr, env: &Env) -> Result<tir::Tree, Vec<CheckError>> {
     checker::Checker::new(env).run(expr)
 }
+
+/// The bound images a formula names, in order of first mention, decided by the names in the
+/// text alone (so it works on formulas that fail to parse or check, and counts an image even
+/// when its contribution is folded away): the basis of "input not used" warnings.
+pub fn referenced_images(expr: &ast::Expr, env: &Env) -> Vec<String> {
+    use ast::ExprKind as K;
+    let mut out: Vec<String> = Vec::new();
+    let mut stack = vec![expr];
+    while let Some(e) = stack.pop() {
+        match &e.kind {
+            K::Name(n) => {
+                if n.id != "np"
+                    && n.id != "numpy"
+                    && env.lookup(&n.id).is_some()
+                    && !out.contains(&n.id)
+                {
+                    out.push(n.id.clone());
+                }
+            }
+            K::Tuple(items) | K::List(items) => stack.extend(items.iter().rev()),
+            K::Unary { operand, .. } => stack.push(operand),
+            K::Binary { left, right, .. } => {
+                stack.push(right);
+                stack.push(left);
+            }
+            K::Compare { left, ops } => {
+                stack.extend(ops.iter().rev().map(|(_, e)| e));
+                stack.push(left);
+            }
+            K::BoolOp { values, .. } => stack.extend(values.iter().rev()),
+            K::IfExp { body, test, orelse } => {
+                stack.push(orelse);
+                stack.push(test);
+                stack.push(body);
+            }
+            K::Call {
+                func,
+                args,
+                keywords,
+            } => {
+                stack.extend(keywords.iter().rev().map(|k| &k.value));
+                stack.extend(args.iter().rev());
+                stack.push(func);
+            }
+            // `x.attr`: only the value can name an image.
+            K::Attribute { value, .. } => stack.push(value),
+            K::Subscript { value, items } => {
+                stack.extend(items.iter().rev());
+                stack.push(value);
+            }
+            K::Slice { lower, upper, step } => {
+                for part in [step, upper, lower].into_iter().flatten() {
+                    stack.push(part);
+                }
+            }
+            K::Int(_) | K::Float(_) | K::Str(_) | K::Bool(_) | K::None | K::Ellipsis | K::Error => {
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn referenced_images_follow_the_text() {
+        let mut env = Env::new();
+        env.bind("img", DType::I16, vec![2, 3])
+            .bind("mask", DType::U8, vec![2, 3])
+            .bind("unused", DType::F32, vec![2]);
+        let parsed = voxcalc_syntax::parse("np.where(mask > 0, img * 0, img.mean) + foo");
+        assert_eq!(
+            referenced_images(&parsed.expr, &env),
+            vec!["mask".to_string(), "img".to_string()]
+        );
+        // The tree agrees on a formula that checks.
+        let parsed = voxcalc_syntax::parse("img * 0 + mask");
+        let tree = check(&parsed.expr, &env).unwrap();
+        assert_eq!(tree.inputs_used, referenced_images(&parsed.expr, &env));
+    }
+}

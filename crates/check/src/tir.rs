@@ -71,6 +71,152 @@ impl Tree {
         out
     }
 
+    /// Checks the invariants documented at the top of this module (operands first, exact loop
+    /// dtypes, consistent shapes, masks only under reductions); the error names the first
+    /// broken node. Tests run it on every tree they produce; consumers may run it in debug
+    /// builds.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut parents: Vec<Vec<usize>> = vec![Vec::new(); self.nodes.len()];
+        for (idx, node) in self.nodes.iter().enumerate() {
+            let fail = |what: &str| Err(format!("node {idx} ({}): {what}", node.kind.label()));
+            for c in node.kind.children() {
+                if c.0 as usize >= idx {
+                    return fail("operand stored after its user");
+                }
+                parents[c.0 as usize].push(idx);
+            }
+            let child = |id: NodeId| &self.nodes[id.0 as usize];
+            let broadcast_of = |ids: &[NodeId]| {
+                let shapes: Vec<&Shape> = ids.iter().map(|&i| &child(i).shape).collect();
+                voxcalc_types::broadcast_all(&shapes).ok()
+            };
+            match &node.kind {
+                NodeKind::Input { .. } => {}
+                NodeKind::Const { value } => {
+                    let domain_ok = match value {
+                        Scalar::Bool(_) => node.dtype == DType::Bool,
+                        Scalar::Int(i) => {
+                            node.dtype.is_int() && voxcalc_types::promote::int_fits(*i, node.dtype)
+                        }
+                        Scalar::Float(_) => node.dtype.is_float(),
+                    };
+                    if !domain_ok || !node.shape.is_scalar() {
+                        return fail("constant value outside its dtype's domain or not 0-d");
+                    }
+                }
+                NodeKind::Cast { operand } => {
+                    if child(*operand).shape != node.shape {
+                        return fail("cast changes the shape");
+                    }
+                }
+                NodeKind::Unary { op, operand } => {
+                    let ins = [child(*operand).dtype];
+                    if !loop_exists(*op, &ins, node.dtype) {
+                        return fail("operand dtype is not a loop input of the ufunc");
+                    }
+                    if child(*operand).shape != node.shape {
+                        return fail("unary node changes the shape");
+                    }
+                }
+                NodeKind::Binary { op, lhs, rhs } => {
+                    let ins = [child(*lhs).dtype, child(*rhs).dtype];
+                    if !loop_exists(*op, &ins, node.dtype) {
+                        return fail("operand dtypes are not a loop of the ufunc");
+                    }
+                    if broadcast_of(&[*lhs, *rhs]).as_ref() != Some(&node.shape) {
+                        return fail("shape is not the broadcast of the operands");
+                    }
+                }
+                NodeKind::Where {
+                    cond,
+                    then,
+                    otherwise,
+                } => {
+                    if child(*cond).dtype != DType::Bool
+                        || child(*then).dtype != node.dtype
+                        || child(*otherwise).dtype != node.dtype
+                    {
+                        return fail("where operands have the wrong dtypes");
+                    }
+                    if broadcast_of(&[*cond, *then, *otherwise]).as_ref() != Some(&node.shape) {
+                        return fail("shape is not the broadcast of the operands");
+                    }
+                }
+                NodeKind::Clip { operand, lo, hi } => {
+                    let ids: Vec<NodeId> = node.kind.children();
+                    if ids.iter().any(|&i| child(i).dtype != node.dtype) {
+                        return fail("clip operands differ from the result dtype");
+                    }
+                    let _ = (operand, lo, hi);
+                    if broadcast_of(&ids).as_ref() != Some(&node.shape) {
+                        return fail("shape is not the broadcast of the operands");
+                    }
+                }
+                NodeKind::Round { operand, .. } => {
+                    if child(*operand).dtype != node.dtype || child(*operand).shape != node.shape {
+                        return fail("round changes dtype or shape");
+                    }
+                }
+                NodeKind::Reduce(r) => {
+                    let input = child(r.operand);
+                    let ndim = input.shape.ndim();
+                    if r.axes.windows(2).any(|w| w[0] >= w[1]) || r.axes.iter().any(|&a| a >= ndim)
+                    {
+                        return fail("axes not sorted, distinct and in range");
+                    }
+                    let mut dims: Vec<usize> = if r.q_is_list { vec![r.q.len()] } else { vec![] };
+                    for (axis, &d) in input.shape.dims().iter().enumerate() {
+                        if !r.axes.contains(&axis) {
+                            dims.push(d);
+                        } else if r.keepdims {
+                            dims.push(1);
+                        }
+                    }
+                    if dims != node.shape.dims() {
+                        return fail("result shape does not follow from axes/keepdims/q");
+                    }
+                    if r.q.iter().any(|q| !(0.0..=1.0).contains(q)) {
+                        return fail("q outside [0, 1]");
+                    }
+                }
+                NodeKind::Index { base, items } => {
+                    let n_axes = items
+                        .iter()
+                        .filter(|i| !matches!(i, IndexItem::NewAxis))
+                        .count();
+                    if n_axes != child(*base).shape.ndim() {
+                        return fail("index items do not cover every axis of the base");
+                    }
+                }
+                NodeKind::MaskSelect { base, mask } => {
+                    let (b, m) = (child(*base), child(*mask));
+                    if m.dtype != DType::Bool
+                        || m.shape.ndim() > b.shape.ndim()
+                        || b.shape.dims()[..m.shape.ndim()] != *m.shape.dims()
+                    {
+                        return fail("mask is not bool or does not match the base's leading axes");
+                    }
+                }
+            }
+        }
+        // A mask selection feeds a reduction, directly or through one cast.
+        for (idx, node) in self.nodes.iter().enumerate() {
+            if !matches!(node.kind, NodeKind::MaskSelect { .. }) {
+                continue;
+            }
+            let under_reduce = |i: usize| matches!(self.nodes[i].kind, NodeKind::Reduce(_));
+            let ok = parents[idx].iter().all(|&p| {
+                under_reduce(p)
+                    || (matches!(self.nodes[p].kind, NodeKind::Cast { .. })
+                        && parents[p].iter().all(|&pp| under_reduce(pp)))
+            });
+            if !ok || idx == self.root.0 as usize {
+                return Err(format!("node {idx}: mask selection outside a reduction"));
+            }
+        }
+        Ok(())
+    }
+
     fn write_node(&self, out: &mut String, id: NodeId, depth: usize) {
         let node = self.node(id);
         let _ = write!(out, "{:indent$}", "", indent = 2 * depth);
@@ -434,6 +580,28 @@ impl ElemOp {
     }
 }
 
+/// True when numpy has a loop of `op` taking exactly `ins` and giving `out` (the registry's
+/// loop list, plus numpy's special resolutions: integer true division in float64 and logical
+/// ufuncs on booleans).
+fn loop_exists(op: ElemOp, ins: &[DType], out: DType) -> bool {
+    let special = match op {
+        ElemOp::TrueDivide => ins.iter().all(|&d| d == DType::F64) && out == DType::F64,
+        ElemOp::LogicalAnd | ElemOp::LogicalOr | ElemOp::LogicalXor | ElemOp::LogicalNot => {
+            ins.iter().all(|&d| d == DType::Bool) && out == DType::Bool
+        }
+        _ => false,
+    };
+    special
+        || crate::registry::BUILTINS.iter().any(|b| match b.kind {
+            crate::registry::Kind::Ufunc { op: o, loops } if o == op => {
+                voxcalc_types::parse_loops(loops)
+                    .iter()
+                    .any(|l| l.inputs == ins && l.output == out)
+            }
+            _ => false,
+        })
+}
+
 impl NodeKind {
     /// The operands of the node, in order.
     pub fn children(&self) -> Vec<NodeId> {
@@ -507,5 +675,99 @@ impl NodeKind {
             }
             NodeKind::MaskSelect { .. } => "mask_select".to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(kind: NodeKind, dtype: DType, dims: &[usize]) -> Node {
+        Node {
+            kind,
+            dtype,
+            shape: Shape(dims.to_vec()),
+            range: TextRange::default(),
+        }
+    }
+
+    fn input(dtype: DType, dims: &[usize]) -> Node {
+        node(
+            NodeKind::Input {
+                name: "x".into(),
+                input_idx: 0,
+            },
+            dtype,
+            dims,
+        )
+    }
+
+    #[test]
+    fn validate_accepts_exact_loops_and_rejects_implicit_conversions() {
+        let add = |lhs_dtype: DType, out: DType| Tree {
+            nodes: vec![
+                input(lhs_dtype, &[2, 3]),
+                node(
+                    NodeKind::Const {
+                        value: Scalar::Float(1.0),
+                    },
+                    DType::F32,
+                    &[],
+                ),
+                node(
+                    NodeKind::Binary {
+                        op: ElemOp::Add,
+                        lhs: NodeId(0),
+                        rhs: NodeId(1),
+                    },
+                    out,
+                    &[2, 3],
+                ),
+            ],
+            root: NodeId(2),
+            inputs_used: vec!["x".into()],
+        };
+        assert_eq!(add(DType::F32, DType::F32).validate(), Ok(()));
+        // int16 + float32 needs an explicit cast of the int16 operand.
+        assert!(add(DType::I16, DType::F32).validate().is_err());
+        // The output must be the loop's output.
+        assert!(add(DType::F32, DType::F64).validate().is_err());
+    }
+
+    #[test]
+    fn validate_rejects_wrong_shapes_and_stray_masks() {
+        let bad_shape = Tree {
+            nodes: vec![
+                input(DType::F32, &[2, 3]),
+                node(
+                    NodeKind::Unary {
+                        op: ElemOp::Sqrt,
+                        operand: NodeId(0),
+                    },
+                    DType::F32,
+                    &[3, 2],
+                ),
+            ],
+            root: NodeId(1),
+            inputs_used: vec![],
+        };
+        assert!(bad_shape.validate().is_err());
+        let stray_mask = Tree {
+            nodes: vec![
+                input(DType::F32, &[2, 3]),
+                input(DType::Bool, &[2, 3]),
+                node(
+                    NodeKind::MaskSelect {
+                        base: NodeId(0),
+                        mask: NodeId(1),
+                    },
+                    DType::F32,
+                    &[6],
+                ),
+            ],
+            root: NodeId(2),
+            inputs_used: vec![],
+        };
+        assert!(stray_mask.validate().is_err());
     }
 }

@@ -53,6 +53,9 @@ fn run_dir(kind: &str) -> Vec<String> {
         out.push_str("\n---\n");
         match (kind, check(&parsed.expr, &case.env)) {
             ("valid", Ok(tree)) => {
+                if let Err(e) = tree.validate() {
+                    failures.push(format!("{name}: typed tree breaks an invariant: {e}"));
+                }
                 out.push_str(&format!("result: {} {}\n", tree.dtype(), tree.shape()));
                 out.push_str(&format!("inputs used: {:?}\n", tree.inputs_used));
                 out.push_str(&tree.to_text());

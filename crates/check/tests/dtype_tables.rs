@@ -150,6 +150,9 @@ fn checker_matches_numpy_tables() {
         let ours = check(&parsed.expr, &env_of(&e.bindings));
         let ours_text = match &ours {
             Ok(tree) => {
+                if let Err(err) = tree.validate() {
+                    mismatches.push(format!("{}: invalid typed tree: {err}", e.formula));
+                }
                 let dims: Vec<String> = tree.shape().dims().iter().map(|d| d.to_string()).collect();
                 format!("{} {}", tree.dtype(), dims.join("x"))
             }

@@ -127,6 +127,9 @@ proptest! {
                     }
                 }
                 prop_assert!(!tree.to_text().is_empty());
+                if let Err(e) = tree.validate() {
+                    prop_assert!(false, "invalid tree for `{text}`: {e}\n{}", tree.to_text());
+                }
             }
             Err(errors) => {
                 for e in errors {
@@ -146,7 +149,11 @@ proptest! {
     ) {
         for text in [format!("{f}({x}{extra})"), format!("({x}){f}({})", extra.trim_start_matches(", "))] {
             let parsed = parse(&text);
-            let _ = check(&parsed.expr, &env());
+            if let Ok(tree) = check(&parsed.expr, &env()) {
+                if let Err(e) = tree.validate() {
+                    prop_assert!(false, "invalid tree for `{text}`: {e}\n{}", tree.to_text());
+                }
+            }
         }
     }
 }

@@ -156,6 +156,36 @@ def main():
         entries.append(evaluate("x - np.mean(x)", [("x", da, r4)]))
         entries.append(evaluate("x * np.float32(2)", [("x", da, r4)]))
 
+    # Shapes: broadcasting, basic indexing and reductions' axis handling on a 4-D image with
+    # a 3-D mask, the everyday neuroimaging case.
+    img, msk = ("img", "int16", (4, 5, 6, 3)), ("mask", "uint8", (4, 5, 6))
+    for formula in [
+        "img * mask", "img * mask[..., None]", "img * mask[:, :, :, np.newaxis]",
+        "img[..., 0] * mask", "img[..., 1:] - img[..., :-1]", "img[::2, 1:-1, ::-1, 0]",
+        "img[-1]", "img[1:100]", "img[::-2, ..., 1]", "img[4]", "img[..., 3]", "img[0, 0, 0, 0, 0]",
+        "img[None, ..., None]", "img[:, None]", "img[..., ::3]", "img[2:2]", "img[-100:2]",
+        "mask[:, :, :, None] + img[..., :1]", "img[0] + mask[0]", "img + img[0]",
+        "img + img[..., 0:1]", "img + img[:, :, :1]", "np.where(mask > 0, img[..., 0], 0)",
+        "np.where(mask[..., None] > 0, img, mask[..., None])", "np.clip(img, 0, mask[..., None])",
+        "np.mean(img, axis=(0, 1, 2))", "np.mean(img, axis=(0, -1), keepdims=True)",
+        "np.sum(img, axis=4)", "np.sum(img, axis=(1, 1))", "np.sum(img, axis=-5)",
+        "np.percentile(img, [10, 50, 90], axis=(0, 1), keepdims=True)",
+        "np.median(img, axis=-1, keepdims=True)", "img - img.mean(axis=-1, keepdims=True)",
+        "img / img.std(axis=-1)", "np.argmax(img, axis=-1, keepdims=True)",
+        "np.mean(img[mask > 0], axis=0)", "np.mean(img[mask > 0])", "img[mask > 0].sum(axis=0)",
+        "np.mean(img[mask[0] > 0])", "np.std(img[mask > 0], axis=0, ddof=1)",
+        "np.count_nonzero(img, axis=(0, 1))", "np.any(img > 0, axis=-1) & (mask > 0)",
+        "img.ndim + img", "img.shape[0] + img", "img.shape[-1] * img[..., 0]",
+    ]:
+        entries.append(evaluate(formula, [img, msk]))
+    # Python-only parts are folded as Python does; their type decides the weak promotion.
+    for da in ["int16", "uint8", "float32", "bool"]:
+        for part in ["2**-1", "7 // 2", "7 / 2", "-7 % 3", "True + True", "-True",
+                     "(1 if 2 > 1 else 2.5)", "(2.5 if 2 < 1 else 1)", "(0 or 3)", "(0 and 3)",
+                     "3 < 4", "2 ** 10", "1 << 3", "abs(-3)", "round(2.5)", "round(2.567, 1)",
+                     "np.pi / 2", "-np.inf", "(3 > 2) & (2 > 1)", "1e3", "int(3)" ]:
+            entries.append(evaluate(f"a + {part}", [("a", da, e2)]))
+
     os.makedirs(OUT_DIR, exist_ok=True)
     with open(os.path.join(OUT_DIR, "table.jsonl"), "w") as f:
         for e in entries:

@@ -621,13 +621,10 @@ impl<'a> Checker<'a> {
             return Ok(Val::Arr(self.push(kind, dtype, shape, n.range)));
         }
         if let Some(b) = registry::lookup(Namespace::Python, id) {
-            return Ok(Val::PyBuiltin(b));
-        }
-        match id {
-            "float" => return Ok(Val::PyType("float", DType::F64)),
-            "int" => return Ok(Val::PyType("int", DType::I64)),
-            "bool" => return Ok(Val::PyType("bool", DType::Bool)),
-            _ => {}
+            return Ok(match b.kind {
+                Kind::DType(d) => Val::PyType(b.name, d),
+                _ => Val::PyBuiltin(b),
+            });
         }
         let not_in_language = |what: String| {
             CheckError::new(ErrorKind::NotInLanguage, n.range, what)
@@ -1277,14 +1274,43 @@ impl<'a> Checker<'a> {
                 self.python_builtin(b, bound, e.range)
             }
             Val::DType(d) => self.dtype_call(d, &format!("np.{d}"), pos, kw, e.range),
-            Val::PyType(name, d) => Err(self.err(
-                CheckError::new(
-                    ErrorKind::NotInLanguage,
-                    e.range,
-                    format!("Python's `{name}(...)` is not part of the formula language"),
-                )
-                .help(format!("convert arrays with x.astype(np.{d}) or np.{d}(x)")),
-            )),
+            Val::PyType(name, d) => {
+                // On a Python number these are Python's conversions; on arrays Python would
+                // need the value (a size-1 array), which is only known at run time.
+                if let (
+                    [Arg {
+                        val: Val::Py(p), ..
+                    }],
+                    true,
+                ) = (pos.as_slice(), kw.is_empty())
+                {
+                    let converted = match (name, *p) {
+                        ("int", Py::Float(f)) if !f.is_finite() => None,
+                        ("int", Py::Float(f)) => Some(Py::Int(f.trunc() as i128)),
+                        ("int", other) => other.as_int().map(Py::Int),
+                        ("float", Py::Float(f)) => Some(Py::Float(f)),
+                        ("float", other) => other.as_int().map(|i| Py::Float(i as f64)),
+                        (_, other) => Some(Py::Bool(other.truthy())),
+                    };
+                    if let Some(v) = converted {
+                        return Ok(Val::Py(v));
+                    }
+                    return Err(self.err(CheckError::new(
+                        ErrorKind::PythonArithmetic,
+                        e.range,
+                        "cannot convert float infinity or NaN to integer",
+                    )));
+                }
+                Err(self.err(
+                    CheckError::new(
+                        ErrorKind::NotSupported,
+                        e.range,
+                        format!("Python's `{name}(...)` of an array is not supported"),
+                    )
+                    .note("Python converts only single values; the value is only known at run time")
+                    .help(format!("convert arrays with x.astype(np.{d}) or np.{d}(x)")),
+                ))
+            }
             other => {
                 let what = self.describe(&other);
                 let mut err = CheckError::new(

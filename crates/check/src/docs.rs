@@ -19,7 +19,7 @@ const HEADER: &str = r#"# The voxcalc formula language
 A formula is one Python expression in numpy's dialect, evaluated over the bound images exactly
 as `nilearn.image.math_img` would evaluate it with numpy 2: same dtypes (NEP 50 promotion with
 weak Python scalars), same broadcasting, same reductions. Names are the bound images and `np`
-(or `numpy`); nothing else is reachable: no Python builtins besides `abs` and `round`, no
+(or `numpy`); nothing else is reachable: no Python builtins besides `abs`, `round` and `int`/`float`/`bool` of numbers, no
 imports, no files, no dunder attributes.
 
 ## Types

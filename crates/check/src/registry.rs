@@ -502,6 +502,9 @@ pub static BUILTINS: &[Builtin] = &[
     // ---- Python builtins nilearn's eval also accepts
     Builtin { name: "abs", namespace: Namespace::Python, kind: Kind::Method("absolute"), params: X, signature: "abs(x)", meaning: "Python's abs: np.absolute for arrays" },
     Builtin { name: "round", namespace: Namespace::Python, kind: Kind::Method("round"), params: &[req("number"), opt("ndigits", "None")], signature: "round(x, ndigits=None)", meaning: "Python's round: np.round for arrays; an int for a Python number without ndigits" },
+    Builtin { name: "float", namespace: Namespace::Python, kind: Kind::DType(DType::F64), params: X, signature: "float(x)", meaning: "Python's float of a Python number; as a dtype (astype(float), dtype=float) it is float64" },
+    Builtin { name: "int", namespace: Namespace::Python, kind: Kind::DType(DType::I64), params: X, signature: "int(x)", meaning: "Python's int of a Python number (truncates); as a dtype it is int64" },
+    Builtin { name: "bool", namespace: Namespace::Python, kind: Kind::DType(DType::Bool), params: X, signature: "bool(x)", meaning: "Python's bool of a Python number; as a dtype it is bool" },
 ];
 
 const BITWISE_NOT: &str = "?->? b->b B->B h->h H->H i->i I->I l->l L->L q->q Q->Q";

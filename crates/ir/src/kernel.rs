@@ -569,7 +569,14 @@ impl Kernel {
                 }
                 if at == DType::Bool
                     && !op.is_comparison()
-                    && !matches!(op, BinaryOp::And | BinaryOp::Or | BinaryOp::Xor)
+                    && !matches!(
+                        op,
+                        BinaryOp::And
+                            | BinaryOp::Or
+                            | BinaryOp::Xor
+                            | BinaryOp::Min
+                            | BinaryOp::Max
+                    )
                 {
                     return fail("arithmetic on bool");
                 }

@@ -16,7 +16,7 @@ pub mod scalar;
 
 pub use exec::{check_run, InputBuf, RunArgs, RunError};
 pub use kernel::{
-    BinaryOp, ByteOrder, Inst, InstKind, IrError, Kernel, KernelBuilder, Loop, LoopId, Reduce,
-    ReduceOp, SumOrder, UnaryOp, ValueId, View, ViewId,
+    BinaryOp, ByteOrder, InputId, Inst, InstKind, IrError, Kernel, KernelBuilder, Loop, LoopId,
+    Reduce, ReduceOp, SumOrder, UnaryOp, ValueId, View, ViewId,
 };
 pub use scalar::{MathFn, Scalar};

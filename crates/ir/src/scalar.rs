@@ -136,6 +136,9 @@ impl Scalar {
     /// 8/16 bits unsigned) convert through int32, uint32 through int64, and an invalid conversion
     /// to int32/int64 gives the minimum value (`cvttsd2si`). `F16` means float32.
     pub fn cast(self, to: DType) -> Scalar {
+        if self.dtype() == to {
+            return self;
+        }
         match self {
             Scalar::F32(v) => cast_float(v as f64, to, true),
             Scalar::F64(v) => cast_float(v, to, false),

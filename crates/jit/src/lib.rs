@@ -1,1 +1,219 @@
-//! voxcalc-jit (work in progress).
+//! voxcalc's Cranelift backend: compiles a kernel ([`voxcalc_ir::Kernel`]) into one native
+//! function `kernel(args, start, end)` that computes output voxels `start..end`.
+//!
+//! This is the only crate that runs generated code. Each [`CompiledKernel`] owns its own
+//! `JITModule`, freed when the kernel is dropped; the compiled function can be called from many
+//! threads at once (each call gets its own scratch memory and output block). Calls go through
+//! [`CompiledKernel::run`], which checks every buffer against the kernel's views first (the same
+//! check as the reference interpreter), so safe code can never make the kernel read or write out
+//! of bounds.
+
+mod codegen;
+mod helpers;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::OnceLock;
+
+use cranelift_codegen::ir::{types, AbiParam, UserFuncName};
+use cranelift_codegen::isa::OwnedTargetIsa;
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::Context;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{default_libcall_names, Linkage, Module};
+use voxcalc_ir::{check_run, Kernel, RunArgs, RunError};
+
+/// A failure to compile a kernel (an invalid kernel, or a Cranelift error).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JitError(pub String);
+
+impl fmt::Display for JitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "kernel compilation failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for JitError {}
+
+/// Compilation options.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CompileOptions {
+    /// Keep the Cranelift IR text of the compiled function (for `voxcalc explain`); costs
+    /// compile time, so off by default.
+    pub keep_clif: bool,
+}
+
+/// The argument block the generated function reads (layout fixed: see `codegen::ARGS_*`).
+#[repr(C)]
+struct RawArgs {
+    inputs: *const *const u8,
+    output: *mut u8,
+    uniforms: *const u64,
+    scratch: *mut u8,
+}
+
+type KernelFn = unsafe extern "C" fn(*const RawArgs, u64, u64);
+
+/// The JIT module that owns a kernel's code pages.
+struct ModuleOwner(Option<JITModule>);
+
+// SAFETY: the module is only used by the thread that compiles it, before the `CompiledKernel`
+// is handed out; afterwards it is touched only by `Drop`, which has exclusive access. The code
+// pages it owns are immutable once finalised.
+unsafe impl Send for ModuleOwner {}
+// SAFETY: no method reads or writes the module through a shared reference after compilation
+// (see above), so sharing references across threads cannot race on it.
+unsafe impl Sync for ModuleOwner {}
+
+impl Drop for ModuleOwner {
+    fn drop(&mut self) {
+        if let Some(module) = self.0.take() {
+            // SAFETY: the only pointer into this module's code is `CompiledKernel::func`, owned
+            // by the same `CompiledKernel` that is being dropped; `run` borrows the kernel, so
+            // no call can be executing and none can start after this point.
+            unsafe { module.free_memory() };
+        }
+    }
+}
+
+/// A compiled kernel: the native function and the module owning its code.
+pub struct CompiledKernel {
+    kernel: Kernel,
+    func: KernelFn,
+    clif: Option<String>,
+    scratch_bytes: usize,
+    // Declared last so the code is freed after everything else is dropped.
+    _module: ModuleOwner,
+}
+
+impl fmt::Debug for CompiledKernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CompiledKernel")
+            .field("domain", &self.kernel.domain)
+            .field("output", &self.kernel.output_dtype())
+            .finish()
+    }
+}
+
+/// The host ISA with `opt_level=speed` and `is_pic=false`, built once per process.
+fn isa() -> Result<OwnedTargetIsa, JitError> {
+    static ISA: OnceLock<Result<OwnedTargetIsa, String>> = OnceLock::new();
+    ISA.get_or_init(|| {
+        let mut flags = settings::builder();
+        flags.set("opt_level", "speed").map_err(|e| e.to_string())?;
+        flags.set("is_pic", "false").map_err(|e| e.to_string())?;
+        let isa_builder = cranelift_native::builder().map_err(|e| e.to_string())?;
+        isa_builder
+            .finish(settings::Flags::new(flags))
+            .map_err(|e| e.to_string())
+    })
+    .clone()
+    .map_err(JitError)
+}
+
+/// Compiles a kernel. The kernel is validated first; an invalid kernel is an error, not a panic.
+pub fn compile(kernel: &Kernel, options: CompileOptions) -> Result<CompiledKernel, JitError> {
+    kernel.validate().map_err(|e| JitError(e.to_string()))?;
+    let isa = isa()?;
+    let helpers = helpers::all();
+    let mut jit_builder = JITBuilder::with_isa(isa.clone(), default_libcall_names());
+    let mut helper_sigs = HashMap::new();
+    for h in &helpers {
+        jit_builder.symbol(h.name.clone(), h.addr);
+        helper_sigs.insert(h.name.clone(), (h.params.to_vec(), h.ret));
+    }
+    let mut module = JITModule::new(jit_builder);
+    let mut ctx = Context::new();
+    let ptr = types::I64;
+    ctx.func.signature.call_conv = isa.default_call_conv();
+    ctx.func.signature.params.push(AbiParam::new(ptr));
+    ctx.func.signature.params.push(AbiParam::new(types::I64));
+    ctx.func.signature.params.push(AbiParam::new(types::I64));
+    ctx.func.name = UserFuncName::user(0, 0);
+    let mut fb_ctx = FunctionBuilderContext::new();
+    {
+        let builder = FunctionBuilder::new(&mut ctx.func, &mut fb_ctx);
+        codegen::Translator::new(kernel, builder, &mut module, &helper_sigs).translate()?;
+    }
+    let id = module
+        .declare_function("voxcalc_kernel", Linkage::Local, &ctx.func.signature)
+        .map_err(|e| JitError(e.to_string()))?;
+    module
+        .define_function(id, &mut ctx)
+        .map_err(|e| JitError(format!("{e:?}")))?;
+    let clif = options.keep_clif.then(|| ctx.func.display().to_string());
+    module.clear_context(&mut ctx);
+    module
+        .finalize_definitions()
+        .map_err(|e| JitError(e.to_string()))?;
+    let code = module.get_finalized_function(id);
+    // SAFETY: `code` is the finalised entry of the function just defined with the signature
+    // (i64, i64, i64) -> () in the ISA's default (System V / C) calling convention, which is
+    // the ABI of `KernelFn`. It stays valid while `module` lives, which the returned
+    // `CompiledKernel` guarantees by owning both.
+    let func = unsafe { std::mem::transmute::<*const u8, KernelFn>(code) };
+    Ok(CompiledKernel {
+        kernel: kernel.clone(),
+        func,
+        clif,
+        scratch_bytes: kernel.scratch_bytes(),
+        _module: ModuleOwner(Some(module)),
+    })
+}
+
+impl CompiledKernel {
+    /// The kernel this was compiled from.
+    pub fn kernel(&self) -> &Kernel {
+        &self.kernel
+    }
+
+    /// The Cranelift IR of the compiled function after Cranelift's optimisations, when
+    /// compiled with [`CompileOptions::keep_clif`].
+    pub fn clif(&self) -> Option<&str> {
+        self.clif.as_deref()
+    }
+
+    /// Computes domain points `start..end` into `out`, which holds exactly those points (dense,
+    /// native byte order, output dtype). Buffers are checked against every view first.
+    pub fn run(
+        &self,
+        args: &RunArgs<'_>,
+        out: &mut [u8],
+        start: u64,
+        end: u64,
+    ) -> Result<(), RunError> {
+        check_run(&self.kernel, args, out, start, end)?;
+        if start == end {
+            return Ok(());
+        }
+        let input_ptrs: Vec<*const u8> = args
+            .inputs
+            .iter()
+            .map(|b| b.bytes.as_ptr().wrapping_add(b.base))
+            .collect();
+        let mut scratch = vec![0u64; self.scratch_bytes.div_ceil(8)];
+        let raw = RawArgs {
+            inputs: input_ptrs.as_ptr(),
+            output: out.as_mut_ptr(),
+            uniforms: args.uniforms.as_ptr(),
+            scratch: scratch.as_mut_ptr() as *mut u8,
+        };
+        // SAFETY: `check_run` proved that every byte each view reaches over the whole domain
+        // lies inside its buffer (so the base pointers plus any offset the kernel computes stay
+        // in bounds), that `out` holds exactly `end - start` output elements (the kernel writes
+        // only those), and that `uniforms` has one slot per kernel uniform. Scratch holds
+        // `scratch_bytes` bytes, the kernel's own requirement. All pointers outlive the call,
+        // and `out` and `scratch` are exclusively borrowed, so no other thread touches them.
+        unsafe { (self.func)(&raw, start, end) };
+        Ok(())
+    }
+
+    /// Runs the whole domain into a new buffer (convenience for tests and small kernels).
+    pub fn run_all(&self, args: &RunArgs<'_>) -> Result<Vec<u8>, RunError> {
+        let n = self.kernel.n_voxels();
+        let mut out = vec![0u8; n as usize * self.kernel.output_dtype().size()];
+        self.run(args, &mut out, 0, n)?;
+        Ok(out)
+    }
+}

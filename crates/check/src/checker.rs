@@ -523,6 +523,12 @@ impl<'a> Checker<'a> {
                 "a shape tuple is not a value in formulas",
             )
             .help("index it: img.shape[0]"),
+            Val::Seq { .. } => CheckError::new(
+                ErrorKind::NotAValue,
+                a.range,
+                format!("expected an array or a number, found {what}"),
+            )
+            .note("lists and tuples are accepted only as arguments such as axis=(0, 1) or q=[5, 95]"),
             _ => CheckError::new(
                 ErrorKind::NotAValue,
                 a.range,
@@ -1386,7 +1392,11 @@ impl<'a> Checker<'a> {
                 if is_ufunc_kw {
                     e.kind = ErrorKind::NotSupported;
                     e.message = format!("the ufunc keyword `{}=` is not supported yet", name.id);
-                    e = e.help("convert the operands with .astype(...) instead");
+                    e = e.help(if name.id == "out" {
+                        "a formula always produces a new image: drop `out=`"
+                    } else {
+                        "drop it; convert operands with .astype(...) where a dtype matters"
+                    });
                 } else if let Some(s) = did_you_mean(&name.id, b.params.iter().map(|p| p.name)) {
                     e = e.help(format!("did you mean `{s}=`?"));
                 } else {

@@ -134,6 +134,13 @@ impl Builtin {
         }
     }
 
+    /// How many positional arguments a call takes: (required, at most). Constants and
+    /// attributes take none.
+    pub fn arity(&self) -> (usize, usize) {
+        let required = self.params.iter().filter(|p| p.default.is_none()).count();
+        (required, self.params.len())
+    }
+
     /// A short word for the kind, used in listings.
     pub fn kind_name(&self) -> &'static str {
         match self.kind {
@@ -546,6 +553,14 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn arity_counts_required_and_optional_parameters() {
+        assert_eq!(lookup(Namespace::Np, "sqrt").unwrap().arity(), (1, 1));
+        assert_eq!(lookup(Namespace::Np, "percentile").unwrap().arity(), (2, 7));
+        assert_eq!(lookup(Namespace::Method, "mean").unwrap().arity(), (0, 4));
+        assert_eq!(lookup(Namespace::Np, "pi").unwrap().arity(), (0, 0));
     }
 
     #[test]

@@ -176,6 +176,7 @@ def main():
         "np.mean(img[mask[0] > 0])", "np.std(img[mask > 0], axis=0, ddof=1)",
         "np.count_nonzero(img, axis=(0, 1))", "np.any(img > 0, axis=-1) & (mask > 0)",
         "img.ndim + img", "img.shape[0] + img", "img.shape[-1] * img[..., 0]",
+        "np.sum(img, axis=[0, 1])", "np.percentile(img, (5, 95))", "img.mean(axis=(0,))",
     ]:
         entries.append(evaluate(formula, [img, msk]))
     # Python-only parts are folded as Python does; their type decides the weak promotion.

@@ -2094,7 +2094,10 @@ impl<'a> Checker<'a> {
         };
         let items: Vec<(Val, TextRange)> = match &axis.val {
             Val::Py(Py::Int(_)) => vec![(axis.val.clone(), axis.range)],
-            Val::Seq { items, .. } if allow_tuple => items.clone(),
+            Val::Seq {
+                items,
+                is_list: false,
+            } if allow_tuple => items.clone(),
             _ => {
                 let d = self.describe(&axis.val);
                 let expected = if allow_tuple {

@@ -161,10 +161,18 @@ fn checker_matches_numpy_tables() {
                 errs.iter().map(|e| e.kind.code()).collect::<Vec<_>>()
             ),
         };
+        // The kind of refusal matches too: numpy's OverflowError (a Python int out of range)
+        // is exactly our E0206.
+        let ours_overflow = ours_text.contains("E0206");
         let ok = if e.error.is_empty() {
             ours_text == format!("{} {}", e.result, e.shape)
         } else {
+            let numpy_type_error = e.error == "TypeError" || e.error == "UFuncTypeError";
+            // numpy's missing-loop TypeError is our E0205 (argument-type errors are E0204).
+            let ours_type_error = ours_text.contains("E0205") || ours_text.contains("E0204");
             ours.is_err()
+                && (e.error == "OverflowError") == ours_overflow
+                && numpy_type_error == ours_type_error
         };
         if !ok {
             let numpy = if e.error.is_empty() {

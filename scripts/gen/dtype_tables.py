@@ -177,6 +177,9 @@ def main():
         "np.count_nonzero(img, axis=(0, 1))", "np.any(img > 0, axis=-1) & (mask > 0)",
         "img.ndim + img", "img.shape[0] + img", "img.shape[-1] * img[..., 0]",
         "np.sum(img, axis=[0, 1])", "np.percentile(img, (5, 95))", "img.mean(axis=(0,))",
+        "img[3:0:-1]", "img[-1:-5:-2]", "img[10:-10:-1]", "img[:-10:-1]", "img[1::-1]",
+        "img[-2:]", "img[::100]", "img[:, 4:1:-2, -1::-3]", "img[..., -3]", "img[..., -4]",
+        "img[0][0][0]", "img[1:3][0]", "img[..., None][0]",
     ]:
         entries.append(evaluate(formula, [img, msk]))
     # Python-only parts are folded as Python does; their type decides the weak promotion.

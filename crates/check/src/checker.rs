@@ -2713,3 +2713,49 @@ fn remap(kind: &NodeKind, map: impl Fn(NodeId) -> NodeId) -> NodeKind {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Expected values computed with Python's `range(n)[slice(lo, hi, step)]`.
+    #[test]
+    fn slices_normalise_like_python() {
+        assert_eq!(slice_indices(None, None, 1, 5), (0, 5));
+        assert_eq!(slice_indices(None, None, -1, 5), (4, 5));
+        assert_eq!(slice_indices(Some(3), Some(0), -1, 6), (3, 3));
+        assert_eq!(slice_indices(Some(-1), Some(-5), -2, 6), (5, 2));
+        assert_eq!(slice_indices(Some(10), Some(-10), -1, 6), (5, 6));
+        assert_eq!(slice_indices(None, Some(-10), -1, 6), (5, 6));
+        assert_eq!(slice_indices(Some(1), None, -1, 6), (1, 2));
+        assert_eq!(slice_indices(Some(-2), None, 1, 6), (4, 2));
+        assert_eq!(slice_indices(None, None, 100, 6), (0, 1));
+        assert_eq!(slice_indices(Some(4), Some(1), -2, 5), (4, 2));
+        assert_eq!(slice_indices(Some(-1), None, -3, 3), (2, 1));
+        assert_eq!(slice_indices(Some(2), Some(2), 1, 4), (0, 0));
+        assert_eq!(slice_indices(Some(-100), Some(2), 1, 4), (0, 2));
+        assert_eq!(slice_indices(None, None, -2, 4), (3, 2));
+        assert_eq!(slice_indices(Some(5), None, 1, 3), (0, 0));
+        assert_eq!(slice_indices(None, None, 1, 0), (0, 0));
+        assert_eq!(slice_indices(None, None, -1, 0), (0, 0));
+    }
+
+    /// Expected values: numpy's `np.array(v).astype(dtype)` for in-range values, C-style
+    /// wrapping for out-of-range integers (what `np.where(c, uint8, 300)` stores).
+    #[test]
+    fn constants_convert_like_astype() {
+        assert_eq!(scalar_in(Scalar::Int(300), DType::U8), Scalar::Int(44));
+        assert_eq!(scalar_in(Scalar::Int(-3), DType::U8), Scalar::Int(253));
+        assert_eq!(scalar_in(Scalar::Int(200), DType::I8), Scalar::Int(-56));
+        assert_eq!(scalar_in(Scalar::Float(-2.7), DType::I16), Scalar::Int(-2));
+        assert_eq!(
+            scalar_in(Scalar::Float(f64::NAN), DType::Bool),
+            Scalar::Bool(true)
+        );
+        assert_eq!(scalar_in(Scalar::Int(0), DType::Bool), Scalar::Bool(false));
+        assert_eq!(
+            scalar_in(Scalar::Bool(true), DType::F32),
+            Scalar::Float(1.0)
+        );
+    }
+}

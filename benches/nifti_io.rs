@@ -1,3 +1,262 @@
-//! NIfTI read/write benchmark against nibabel (issue 3). Placeholder until the nifti crate lands.
+//! NIfTI I/O benchmark against nibabel (issue 3).
+//!
+//! `cargo bench --bench nifti_io` generates, deterministically and into a temp dir, a 256^3 int16
+//! `.nii` and a 91x109x91x200 int16 `.nii.gz` (one gzip member at level 1, as nibabel writes),
+//! then times, as medians over several runs:
+//!   * reading the `.nii` (voxcalc maps it: the data view points into the file mapping, no copy;
+//!     nibabel's `np.asanyarray(img.dataobj)` is a numpy memmap),
+//!   * reading the `.nii.gz` (full decompression into the storage dtype),
+//!   * writing that 4-D volume as `.nii.gz` at level 1,
+//! and runs benches/nifti_io.py (nibabel) on the same files in the same run, printing both and the
+//! ratios. The Python interpreter is $VOXCALC_PYTHON, else .venv/bin/python at the repo root.
+//!
+//! Run without `--bench` (as `cargo test --all-targets` does), it does a quick smoke run on tiny
+//! volumes without Python, checking that what it writes reads back.
 
-fn main() {}
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use voxcalc_nifti::{DataSource, Header, NiftiImage, NiftiVersion, OutputImage, WriteOptions};
+use voxcalc_types::DType;
+
+const AFFINE: [[f64; 4]; 4] = [
+    [-2.0, 0.0, 0.0, 90.0],
+    [0.0, 2.0, 0.0, -126.0],
+    [0.0, 0.0, 2.0, -72.0],
+    [0.0, 0.0, 0.0, 1.0],
+];
+
+struct Sizes {
+    volume: Vec<usize>,
+    series: Vec<usize>,
+    runs: usize,
+}
+
+/// Brain-like int16 data: a smooth pattern plus a little deterministic noise, so gzip
+/// compresses it about as well as real scans (roughly 2-3x).
+fn fill_int16(bytes: &mut [u8], shape: &[usize]) {
+    let (nx, ny) = (shape[0], shape[1]);
+    let nz = shape.get(2).copied().unwrap_or(1);
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    for (voxel_idx, chunk) in bytes.chunks_exact_mut(2).enumerate() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let x = voxel_idx % nx;
+        let y = (voxel_idx / nx) % ny;
+        let z = (voxel_idx / (nx * ny)) % nz;
+        let t = voxel_idx / (nx * ny * nz);
+        let (dx, dy, dz) = (
+            x as f64 / nx as f64 - 0.5,
+            y as f64 / ny as f64 - 0.5,
+            z as f64 / nz as f64 - 0.5,
+        );
+        let inside = dx * dx + dy * dy + dz * dz < 0.2;
+        let value = if inside {
+            800 + ((x * 7 + y * 3 + z * 5) % 200) as i64 + (t % 7) as i64 + (state % 64) as i64
+        } else {
+            (state % 8) as i64
+        };
+        chunk.copy_from_slice(&(value as i16).to_ne_bytes());
+    }
+}
+
+fn write_nii(path: &Path, shape: &[usize]) {
+    let header = Header::fresh(NiftiVersion::Nifti1, shape, DType::I16, &AFFINE).unwrap();
+    let mut output = OutputImage::create(path, &header, &WriteOptions::default()).unwrap();
+    fill_int16(output.data_mut(), shape);
+    output.finish().unwrap();
+}
+
+/// Writes a single-member level-1 gzip file, like nibabel's.
+fn write_single_member_gz(path: &Path, shape: &[usize]) {
+    let header = Header::fresh(NiftiVersion::Nifti1, shape, DType::I16, &AFFINE).unwrap();
+    let options = WriteOptions {
+        gzip_block_size: usize::MAX,
+        ..WriteOptions::default()
+    };
+    let mut output = OutputImage::create(path, &header, &options).unwrap();
+    fill_int16(output.data_mut(), shape);
+    output.finish().unwrap();
+}
+
+/// A scratch directory removed on drop (the root package has no `tempfile` dependency).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        let path = std::env::temp_dir().join(format!("voxcalc-nifti-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+fn time_runs(runs: usize, mut f: impl FnMut()) -> f64 {
+    median(
+        (0..runs)
+            .map(|_| {
+                let start = Instant::now();
+                f();
+                start.elapsed().as_secs_f64()
+            })
+            .collect(),
+    )
+}
+
+fn python() -> PathBuf {
+    std::env::var_os("VOXCALC_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python")))
+}
+
+/// Runs the nibabel side; returns (read .nii, read .nii.gz, write .nii.gz) medians in seconds.
+fn nibabel_times(nii: &Path, nii_gz: &Path, out: &Path, runs: usize) -> Option<[f64; 3]> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/nifti_io.py");
+    let output = Command::new(python())
+        .arg(script)
+        .arg(nii)
+        .arg(nii_gz)
+        .arg(out)
+        .arg(runs.to_string())
+        .output();
+    let output = match output {
+        Ok(output) if output.status.success() => output,
+        Ok(output) => {
+            eprintln!(
+                "nibabel side failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            return None;
+        }
+        Err(e) => {
+            eprintln!("cannot run {}: {e}", python().display());
+            return None;
+        }
+    };
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text.lines().find(|l| l.starts_with("medians "))?;
+    let values: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    (values.len() == 3).then(|| [values[0], values[1], values[2]])
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let sizes = if full {
+        Sizes {
+            volume: vec![256, 256, 256],
+            series: vec![91, 109, 91, 200],
+            runs: 5,
+        }
+    } else {
+        Sizes {
+            volume: vec![16, 16, 16],
+            series: vec![9, 10, 9, 4],
+            runs: 1,
+        }
+    };
+    let dir = TempDir::new();
+    let nii = dir.path().join("volume.nii");
+    let nii_gz = dir.path().join("series.nii.gz");
+    let out = dir.path().join("out.nii.gz");
+    let start = Instant::now();
+    write_nii(&nii, &sizes.volume);
+    write_single_member_gz(&nii_gz, &sizes.series);
+    let series_bytes: usize = sizes.series.iter().product::<usize>() * 2;
+    println!(
+        "generated {:?} int16 .nii and {:?} int16 .nii.gz ({:.0} MB raw, {:.0} MB gzipped) in {:.1} s",
+        sizes.volume,
+        sizes.series,
+        series_bytes as f64 / 1e6,
+        std::fs::metadata(&nii_gz).unwrap().len() as f64 / 1e6,
+        start.elapsed().as_secs_f64()
+    );
+
+    // Read .nii: a mapping, no copy.
+    let read_nii = time_runs(sizes.runs, || {
+        let image = NiftiImage::open(&nii).unwrap();
+        assert_eq!(image.data_source(), DataSource::MappedFile);
+        std::hint::black_box(image.raw().bytes.as_ptr());
+    });
+    let image = NiftiImage::open(&nii).unwrap();
+    println!(
+        ".nii data source: {:?} (the {} data bytes are a view into the file mapping: no copy)",
+        image.data_source(),
+        image.raw().bytes.len()
+    );
+
+    // Read .nii.gz: full decompression.
+    let read_gz = time_runs(sizes.runs, || {
+        let image = NiftiImage::open(&nii_gz).unwrap();
+        std::hint::black_box(image.raw().bytes.len());
+    });
+    let series = NiftiImage::open(&nii_gz).unwrap();
+
+    // Write .nii.gz at level 1 (parallel members) from the data in memory.
+    let write_gz = time_runs(sizes.runs, || {
+        let mut output =
+            OutputImage::create(&out, series.header(), &WriteOptions::default()).unwrap();
+        output.data_mut().copy_from_slice(series.raw().bytes);
+        output.finish().unwrap();
+    });
+    let written = NiftiImage::open(&out).unwrap();
+    assert_eq!(written.raw().bytes, series.raw().bytes, "round trip");
+    let out_mb = std::fs::metadata(&out).unwrap().len() as f64 / 1e6;
+
+    let ours = [read_nii, read_gz, write_gz];
+    let theirs = if full {
+        nibabel_times(
+            &nii,
+            &nii_gz,
+            &dir.path().join("nib_out.nii.gz"),
+            sizes.runs,
+        )
+    } else {
+        None
+    };
+    let names = [
+        "read 256^3 int16 .nii",
+        "read 91x109x91x200 int16 .nii.gz",
+        "write it as .nii.gz (level 1)",
+    ];
+    println!(
+        "\n| operation | voxcalc (median s) | nibabel (median s) | nibabel / voxcalc |\n|---|---|---|---|"
+    );
+    for i in 0..3 {
+        match theirs {
+            Some(t) => println!(
+                "| {} | {:.4} | {:.4} | {:.1}x |",
+                names[i],
+                ours[i],
+                t[i],
+                t[i] / ours[i]
+            ),
+            None => println!("| {} | {:.4} | - | - |", names[i], ours[i]),
+        }
+    }
+    println!(
+        "\ngzip read throughput {:.0} MB/s, write {:.0} MB/s ({:.0} MB out), {} cores",
+        series_bytes as f64 / 1e6 / read_gz,
+        series_bytes as f64 / 1e6 / write_gz,
+        out_mb,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+}

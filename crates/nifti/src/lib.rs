@@ -22,6 +22,7 @@
 
 mod datatype;
 mod error;
+mod gz;
 mod header;
 mod paths;
 mod read;

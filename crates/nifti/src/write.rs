@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use memmap2::MmapMut;
+use memmap2::{MmapMut, MmapOptions};
 use rayon::prelude::*;
 use tempfile::NamedTempFile;
 use voxcalc_types::DType;
@@ -125,7 +125,11 @@ impl OutputImage {
             map[..prefix].copy_from_slice(&header_bytes[..prefix]);
             (map, Some(temp), prefix, true)
         } else if data_len as u64 <= options.memory_budget {
-            let map = MmapMut::map_anon(data_len)
+            // Pre-faulted, so filling it does not fault every 4 KiB.
+            let map = MmapOptions::new()
+                .len(data_len)
+                .populate()
+                .map_anon()
                 .map_err(|e| NiftiError::io(path, "cannot allocate the output buffer", e))?;
             (map, None, 0, false)
         } else {
@@ -222,7 +226,7 @@ impl OutputImage {
                     persist(buffer_file, target)?;
                 } else {
                     let temp = temp_beside(target)?;
-                    write_gzip(temp.as_file(), &[&header_bytes, data], &options, target)?;
+                    write_gzip(temp.as_file(), &header_bytes, data, &options, target)?;
                     persist(Some(temp), target)?;
                 }
             }
@@ -238,12 +242,12 @@ impl OutputImage {
                     persist(buffer_file, data_path)?;
                 } else {
                     let temp = temp_beside(data_path)?;
-                    write_gzip(temp.as_file(), &[data], &options, data_path)?;
+                    write_gzip(temp.as_file(), &[], data, &options, data_path)?;
                     persist(Some(temp), data_path)?;
                 }
                 let temp = temp_beside(header_path)?;
                 if has_gz_suffix(header_path) {
-                    write_gzip(temp.as_file(), &[&header_bytes], &options, header_path)?;
+                    write_gzip(temp.as_file(), &header_bytes, &[], &options, header_path)?;
                 } else {
                     let mut file = temp.as_file();
                     file.write_all(&header_bytes)
@@ -269,37 +273,54 @@ fn persist(temp: Option<NamedTempFile>, target: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Compresses `parts` (concatenated) as gzip members of `options.gzip_block_size` bytes each,
-/// in parallel batches, and writes them in order to `file`.
-fn write_gzip(file: &File, parts: &[&[u8]], options: &WriteOptions, target: &Path) -> Result<()> {
+/// Compresses `prefix` followed by `data` as gzip members of `options.gzip_block_size`
+/// uncompressed bytes each (the first member carries the prefix), compressing in parallel
+/// batches and writing the members in order to `file`. A block size of `usize::MAX` gives one
+/// member, as nibabel writes.
+fn write_gzip(
+    file: &File,
+    prefix: &[u8],
+    data: &[u8],
+    options: &WriteOptions,
+    target: &Path,
+) -> Result<()> {
     let level = Compression::new(options.compression_level.min(9));
     let block_size = options.gzip_block_size.max(4096);
-    let blocks: Vec<&[u8]> = parts
-        .iter()
-        .flat_map(|part| part.chunks(block_size))
-        .collect();
+    let first_len = block_size.saturating_sub(prefix.len()).min(data.len());
+    let mut blocks: Vec<(&[u8], &[u8])> = vec![(prefix, &data[..first_len])];
+    blocks.extend(
+        data[first_len..]
+            .chunks(block_size)
+            .map(|chunk| (&[][..], chunk)),
+    );
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    let batch = (rayon::current_num_threads() * 4).max(1);
+    let batch = (rayon::current_num_threads() * 8).max(1);
     let write_error = |e: io::Error| NiftiError::io(target, "cannot write", e);
-    for group in blocks.chunks(batch) {
-        let compressed: Vec<io::Result<Vec<u8>>> = group
-            .par_iter()
-            .map(|block| {
-                let mut encoder = GzEncoder::new(Vec::with_capacity(block.len() / 2 + 64), level);
-                encoder.write_all(block)?;
-                encoder.finish()
-            })
-            .collect();
-        for member in compressed {
-            out.write_all(&member.map_err(write_error)?)
-                .map_err(write_error)?;
+    let compress = |(head, body): &(&[u8], &[u8])| {
+        let capacity = (head.len() + body.len()) / 2 + 64;
+        let mut encoder = GzEncoder::new(Vec::with_capacity(capacity), level);
+        encoder.write_all(head)?;
+        encoder.write_all(body)?;
+        encoder.finish()
+    };
+    let write_members = |out: &mut BufWriter<&File>, members: Vec<io::Result<Vec<u8>>>| {
+        for member in members {
+            out.write_all(&member?)?;
         }
+        io::Result::Ok(())
+    };
+    // Each batch is compressed in parallel while the previous batch is written.
+    let mut pending = Vec::new();
+    for group in blocks.chunks(batch) {
+        let to_write = std::mem::take(&mut pending);
+        let (written, compressed) = rayon::join(
+            || write_members(&mut out, to_write),
+            || group.par_iter().map(compress).collect::<Vec<_>>(),
+        );
+        written.map_err(write_error)?;
+        pending = compressed;
     }
-    if blocks.is_empty() {
-        let encoder = GzEncoder::new(Vec::new(), level);
-        out.write_all(&encoder.finish().map_err(write_error)?)
-            .map_err(write_error)?;
-    }
+    write_members(&mut out, pending).map_err(write_error)?;
     out.flush().map_err(write_error)?;
     Ok(())
 }

@@ -166,7 +166,7 @@ impl Accumulator {
         self.count += 1;
         let Some(acc) = self.acc else {
             match self.op {
-                ReduceOp::Sum(SumOrder::Pairwise)
+                ReduceOp::Sum(SumOrder::Pairwise | SumOrder::PairwiseAll)
                 | ReduceOp::Median
                 | ReduceOp::Quantile { .. } => {
                     self.kept.push(x);
@@ -186,6 +186,10 @@ impl Accumulator {
             return;
         };
         let next = match self.op {
+            ReduceOp::Sum(SumOrder::Pairwise | SumOrder::PairwiseAll) => {
+                self.kept.push(x);
+                acc
+            }
             ReduceOp::Sum(_) => binary(BinaryOp::Add, acc, x),
             ReduceOp::Prod => binary(BinaryOp::Mul, acc, x),
             ReduceOp::Min => binary(BinaryOp::Min, acc, x),
@@ -221,7 +225,13 @@ impl Accumulator {
 
     /// Ends one run of the innermost loop: a pairwise sum folds its run into the total.
     fn end_run(&mut self) {
-        if self.op == ReduceOp::Sum(SumOrder::Pairwise) && !self.kept.is_empty() {
+        if self.op == ReduceOp::Sum(SumOrder::Pairwise) {
+            self.flush_pairwise();
+        }
+    }
+
+    fn flush_pairwise(&mut self) {
+        if !self.kept.is_empty() {
             let run = match self.dtype {
                 DType::F32 => {
                     let v: Vec<f32> = self.kept.iter().map(|s| s.as_f64() as f32).collect();
@@ -271,7 +281,7 @@ impl Accumulator {
                 }
             }
             _ => {
-                self.end_run();
+                self.flush_pairwise();
                 match self.acc {
                     Some(a) => a,
                     None => empty_result(self.op, dtype),

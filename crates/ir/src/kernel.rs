@@ -217,6 +217,9 @@ pub enum SumOrder {
     /// numpy's pairwise summation over each run of the innermost loop, runs accumulated in
     /// order: numpy's order when the reduced elements are contiguous in memory.
     Pairwise,
+    /// numpy's pairwise summation over all included elements at once: numpy's order for a
+    /// reduction of a boolean-mask selection (`img[mask > 0]` is a new contiguous array).
+    PairwiseAll,
 }
 
 /// Reduction operators. The element dtype is the reduction's `elem` value's dtype; the lowering
@@ -267,7 +270,10 @@ impl ReduceOp {
     pub fn needs_scratch(self) -> bool {
         matches!(
             self,
-            ReduceOp::Median | ReduceOp::Quantile { .. } | ReduceOp::Sum(SumOrder::Pairwise)
+            ReduceOp::Median
+                | ReduceOp::Quantile { .. }
+                | ReduceOp::Sum(SumOrder::Pairwise)
+                | ReduceOp::Sum(SumOrder::PairwiseAll)
         )
     }
 }
@@ -373,7 +379,7 @@ impl Kernel {
                     offsets.push((ValueId(i as u32), total));
                     let n: u64 = match r.op {
                         // Pairwise sums buffer one run of the innermost loop.
-                        ReduceOp::Sum(_) => {
+                        ReduceOp::Sum(SumOrder::Pairwise) => {
                             r.loops.first().map_or(1, |l| self.loops[l.index()].len)
                         }
                         _ => r.loops.iter().map(|l| self.loops[l.index()].len).product(),
@@ -791,6 +797,38 @@ impl KernelBuilder {
                 mask,
             })),
         )
+    }
+
+    /// Opens the body of a reduction: instructions pushed until [`KernelBuilder::end_reduce`]
+    /// are evaluated once per iteration.
+    pub fn begin_reduce(&mut self) {
+        self.regions.push(Vec::new());
+    }
+
+    /// Closes the body opened by [`KernelBuilder::begin_reduce`] and appends the reduction.
+    /// Returns an error when no body is open.
+    pub fn end_reduce(
+        &mut self,
+        op: ReduceOp,
+        loops: Vec<LoopId>,
+        elem: ValueId,
+        mask: Option<ValueId>,
+    ) -> Result<ValueId, IrError> {
+        if self.regions.len() < 2 {
+            return Err(IrError("end_reduce without begin_reduce".into()));
+        }
+        let region = self.regions.pop().expect("checked above");
+        let dtype = op.result_dtype(self.kernel.dtype(elem));
+        Ok(self.push(
+            dtype,
+            InstKind::Reduce(Box::new(Reduce {
+                op,
+                loops,
+                body: region,
+                elem,
+                mask,
+            })),
+        ))
     }
 
     /// Finishes the kernel with `output` as the stored value and validates it.

@@ -142,6 +142,7 @@ pub fn reduce_name(op: ReduceOp) -> String {
     match op {
         ReduceOp::Sum(SumOrder::Sequential) => "sum".into(),
         ReduceOp::Sum(SumOrder::Pairwise) => "sum_pairwise".into(),
+        ReduceOp::Sum(SumOrder::PairwiseAll) => "sum_pairwise_all".into(),
         ReduceOp::Prod => "prod".into(),
         ReduceOp::Min => "min".into(),
         ReduceOp::Max => "max".into(),

@@ -737,7 +737,17 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
     fn reduce(&mut self, v: ValueId, r: &Reduce, result: DType) -> Result<Value, JitError> {
         let elem_dtype = self.kernel.dtype(r.elem);
         let elem_ty = clif_type(elem_dtype);
-        let float_pairwise = r.op == ReduceOp::Sum(SumOrder::Pairwise) && elem_dtype.is_float();
+        let float_pairwise = matches!(
+            r.op,
+            ReduceOp::Sum(SumOrder::Pairwise | SumOrder::PairwiseAll)
+        ) && elem_dtype.is_float();
+        // A pairwise sum folds its kept elements into the total at the end of each run of the
+        // innermost loop, or once after all loops for `PairwiseAll`.
+        let flush_depth = if r.op == ReduceOp::Sum(SumOrder::PairwiseAll) {
+            r.loops.len() - 1
+        } else {
+            0
+        };
         let keeps = matches!(r.op, ReduceOp::Median | ReduceOp::Quantile { .. }) || float_pairwise;
         let acc_ty = match r.op {
             ReduceOp::Any | ReduceOp::All => types::I8,
@@ -879,8 +889,7 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
             self.builder.ins().jump(head, &[]);
             self.builder.switch_to_block(exit);
             self.loop_vars[l.index()] = None;
-            if depth == 0 && float_pairwise {
-                // End of a run of the innermost loop: fold its pairwise sum into the total.
+            if depth == flush_depth && float_pairwise {
                 let n = self.builder.use_var(count);
                 let name = format!("vx_pairwise_{}", Self::float_suffix(elem_dtype));
                 let run = self.call(&name, &[scratch_base, n])?;

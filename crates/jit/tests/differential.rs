@@ -284,7 +284,7 @@ impl Gen {
         let mut loops = vec![t];
         // Sometimes also reduce over domain axis 0 (the loop replaces that axis).
         let domain0 = self.b.kernel().domain.first().copied().unwrap_or(1);
-        let over_axis0 = self.rng.chance(25) && domain0 > 0;
+        let over_axis0 = self.rng.chance(40) && domain0 > 0 && domain0 <= 8;
         let a0 = over_axis0.then(|| self.b.new_loop(domain0));
         loops.extend(a0);
         let views: Vec<ViewId> = self
@@ -311,6 +311,7 @@ impl Gen {
             self.rng.pick(&[
                 ReduceOp::Sum(SumOrder::Sequential),
                 ReduceOp::Sum(SumOrder::Pairwise),
+                ReduceOp::Sum(SumOrder::PairwiseAll),
                 ReduceOp::Prod,
                 ReduceOp::Min,
                 ReduceOp::Max,

@@ -11,6 +11,7 @@ pub mod exec;
 pub mod interp;
 pub mod kernel;
 pub mod opt;
+pub mod plan;
 pub mod print;
 pub mod scalar;
 

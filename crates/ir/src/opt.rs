@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::interp;
-use crate::kernel::{InstKind, Kernel, Reduce, ValueId};
+use crate::kernel::{InstKind, Kernel, LoopId, Reduce, ValueId};
 
 /// Which passes [`optimize`] runs (dead code is always removed).
 #[derive(Clone, Copy, Debug)]
@@ -240,4 +240,80 @@ impl Rebuild<'_> {
             }
         }
     }
+}
+
+/// Merges domain axes, and loops of each reduction, that walk memory as one longer axis for
+/// every view (`stride[k + 1] == stride[k] * len[k]`), and drops axes of length 1. The output
+/// order is unchanged (it is dense in domain order). Merging reduction loops changes which runs
+/// a [`crate::SumOrder::Pairwise`] sum groups, exactly as numpy's iterator merges contiguous
+/// axes before it sums: the planner relies on that; call it only on kernels whose reduction
+/// loops belong to one reduction each (as the planner builds them).
+pub fn coalesce(kernel: &Kernel) -> Kernel {
+    let mut k = kernel.clone();
+    // Domain axes.
+    let mut axis = 0;
+    while axis + 1 < k.domain.len() {
+        let len = k.domain[axis] as i64;
+        let next_len = k.domain[axis + 1];
+        let mergeable = next_len == 1
+            || k.views
+                .iter()
+                .all(|v| v.domain_strides[axis + 1] == v.domain_strides[axis] * len);
+        if len == 1 {
+            k.domain.remove(axis);
+            for v in &mut k.views {
+                v.domain_strides.remove(axis);
+            }
+        } else if mergeable {
+            k.domain[axis] *= next_len;
+            k.domain.remove(axis + 1);
+            for v in &mut k.views {
+                v.domain_strides.remove(axis + 1);
+            }
+        } else {
+            axis += 1;
+        }
+    }
+    if k.domain.len() == 1 && k.domain[0] == 1 {
+        k.domain.clear();
+        for v in &mut k.views {
+            v.domain_strides.clear();
+        }
+    }
+    // Reduction loops.
+    for i in 0..k.insts.len() {
+        let loops = match &k.insts[i].kind {
+            InstKind::Reduce(r) => r.loops.clone(),
+            _ => continue,
+        };
+        let mut loops = loops;
+        let mut j = 0;
+        while j + 1 < loops.len() {
+            let (inner, outer) = (loops[j], loops[j + 1]);
+            let inner_len = k.loops[inner.index()].len as i64;
+            let stride = |v: &crate::kernel::View, l: LoopId| {
+                v.loop_strides
+                    .iter()
+                    .find(|(x, _)| *x == l)
+                    .map_or(0, |(_, s)| *s)
+            };
+            let mergeable = k
+                .views
+                .iter()
+                .all(|v| stride(v, outer) == stride(v, inner) * inner_len);
+            if mergeable {
+                k.loops[inner.index()].len *= k.loops[outer.index()].len;
+                for v in &mut k.views {
+                    v.loop_strides.retain(|(x, _)| *x != outer);
+                }
+                loops.remove(j + 1);
+            } else {
+                j += 1;
+            }
+        }
+        if let InstKind::Reduce(r) = &mut k.insts[i].kind {
+            r.loops = loops;
+        }
+    }
+    k
 }

@@ -1,0 +1,1140 @@
+//! The planner: splits a typed tree ([`voxcalc_check::tir::Tree`]) into stages and lowers each
+//! stage to a [`Kernel`].
+//!
+//! - A reduction whose result is a scalar (`np.mean(img)`, `np.percentile(img, 95)`,
+//!   `np.std(img[mask > 0])`) becomes its own stage, run first; later stages read its result as a
+//!   uniform scalar.
+//! - A reduction whose result has fewer elements than the stage consuming it (the mean over time
+//!   in a z-score, broadcast back over time), or that is used inside another reduction's loop,
+//!   becomes a buffer stage: computed once per element into a temporary array instead of once per
+//!   consuming voxel.
+//! - Other reductions are loops inside the per-voxel kernel; slicing, `None` and broadcasting
+//!   only change the strides of views.
+//!
+//! Every stage writes its result densely in Fortran order (axis 0 fastest), the order of NIfTI
+//! data, so the last stage's output is the formula's image as it is stored on disk.
+//!
+//! Summation order (how float sums match numpy bit for bit): numpy accumulates a reduction in
+//! memory order. Inputs are Fortran-ordered NIfTI arrays, so reduction loops run with axis 0
+//! fastest. When axis 0 is reduced, numpy's innermost loop is the reduction and uses pairwise
+//! summation over each contiguous run (after merging contiguous axes, which [`coalesce`] does
+//! too); otherwise (e.g. the time axis of a 4-D image) each output element accumulates
+//! sequentially. A boolean-mask selection is a new contiguous array in numpy, summed pairwise as
+//! a whole, in C order. Means and variances divide in float64 and round to the result dtype, as
+//! numpy's `true_divide(sum, np.intp(n))` does.
+
+use std::collections::HashMap;
+use std::fmt::{self, Write};
+
+use voxcalc_check::tir::{self, ElemOp, IndexItem, NodeId, NodeKind, Tree};
+use voxcalc_types::DType;
+
+use crate::kernel::{
+    BinaryOp, ByteOrder, InputId, Kernel, KernelBuilder, LoopId, ReduceOp, SumOrder, UnaryOp,
+    ValueId, ViewId,
+};
+use crate::opt::{coalesce, optimize, OptOptions};
+use crate::scalar::{int_to, MathFn, Scalar};
+
+/// How an input image's elements are laid out: strides in elements per numpy axis, and byte
+/// order. NIfTI data are Fortran-ordered ([`ImageLayout::fortran`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImageLayout {
+    pub strides: Vec<i64>,
+    pub byte_order: ByteOrder,
+}
+
+impl ImageLayout {
+    /// A dense Fortran-ordered (axis 0 fastest) layout of `shape`.
+    pub fn fortran(shape: &[usize], byte_order: ByteOrder) -> ImageLayout {
+        ImageLayout {
+            strides: fortran_strides(shape),
+            byte_order,
+        }
+    }
+}
+
+fn fortran_strides(shape: &[usize]) -> Vec<i64> {
+    let mut step = 1i64;
+    shape
+        .iter()
+        .map(|&d| {
+            let s = step;
+            step = step.saturating_mul(d.max(1) as i64);
+            s
+        })
+        .collect()
+}
+
+/// Where a stage's kernel input comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StageInput {
+    /// A bound image (index into the checker's environment).
+    Image(usize),
+    /// The output buffer of an earlier stage.
+    Stage(usize),
+}
+
+/// One stage: a kernel over the stage's result shape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stage {
+    /// The result's numpy shape (the kernel's domain may be coalesced to fewer axes).
+    pub shape: Vec<usize>,
+    pub kernel: Kernel,
+    /// The source of each kernel input.
+    pub inputs: Vec<StageInput>,
+    /// The stage producing each kernel uniform (a stage with a scalar result).
+    pub uniforms: Vec<usize>,
+}
+
+impl Stage {
+    /// The result dtype (float16 results are computed and stored as float32).
+    pub fn dtype(&self) -> DType {
+        self.kernel.output_dtype()
+    }
+}
+
+/// Stages in execution order; the last one computes the formula's result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    pub stages: Vec<Stage>,
+}
+
+/// A formula the planner cannot lower (a feature not supported yet).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanError(pub String);
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot plan the formula: {}", self.0)
+    }
+}
+
+impl std::error::Error for PlanError {}
+
+impl Plan {
+    /// The output stage.
+    pub fn output(&self) -> &Stage {
+        self.stages.last().expect("a plan has at least one stage")
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let last = self.stages.len() - 1;
+        for (i, st) in self.stages.iter().enumerate() {
+            let role = if i == last {
+                "output"
+            } else if st.shape.iter().all(|&d| d == 1) {
+                "scalar"
+            } else {
+                "buffer"
+            };
+            writeln!(f, "stage {i} ({role}): {} {:?}", st.dtype(), st.shape)?;
+            for (k, src) in st.inputs.iter().enumerate() {
+                match src {
+                    StageInput::Image(n) => writeln!(f, "  in{k} <- image #{n}")?,
+                    StageInput::Stage(n) => writeln!(f, "  in{k} <- stage {n}")?,
+                }
+            }
+            for (k, s) in st.uniforms.iter().enumerate() {
+                writeln!(f, "  uniform{k} <- stage {s}")?;
+            }
+            let mut text = String::new();
+            for line in st.kernel.to_string().lines() {
+                let _ = writeln!(text, "  {line}");
+            }
+            f.write_str(&text)?;
+        }
+        Ok(())
+    }
+}
+
+/// Plans a checked formula. `layouts[i]` describes image `i` of the checker's environment.
+pub fn plan(tree: &Tree, layouts: &[ImageLayout]) -> Result<Plan, PlanError> {
+    let mut planner = Planner {
+        tree,
+        layouts,
+        stages: Vec::new(),
+        done: HashMap::new(),
+    };
+    planner.stage(tree.root)?;
+    Ok(Plan {
+        stages: planner.stages,
+    })
+}
+
+struct Planner<'t> {
+    tree: &'t Tree,
+    layouts: &'t [ImageLayout],
+    stages: Vec<Stage>,
+    done: HashMap<NodeId, usize>,
+}
+
+impl Planner<'_> {
+    /// The stage computing `node` (planned once per node).
+    fn stage(&mut self, node: NodeId) -> Result<usize, PlanError> {
+        if let Some(&s) = self.done.get(&node) {
+            return Ok(s);
+        }
+        let shape = self.tree.node(node).shape.dims().to_vec();
+        let domain: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+        let mut sb = StageBuilder {
+            b: KernelBuilder::new(domain),
+            root: node,
+            domain_elems: shape.iter().product(),
+            inputs: Vec::new(),
+            input_ids: HashMap::new(),
+            uniforms: Vec::new(),
+            views: HashMap::new(),
+            loop_depth: 0,
+        };
+        let srcs: Vec<Src> = shape
+            .iter()
+            .enumerate()
+            .map(|(k, &d)| {
+                if d == 1 {
+                    Src::zero()
+                } else {
+                    Src::var(Var::Domain(k))
+                }
+            })
+            .collect();
+        let out = sb.lower(self, node, &srcs)?;
+        let kernel =
+            sb.b.finish(out)
+                .map_err(|e| PlanError(format!("internal lowering error: {e}")))?;
+        let kernel = coalesce(&optimize(&kernel, OptOptions::default()));
+        self.stages.push(Stage {
+            shape,
+            kernel,
+            inputs: sb.inputs,
+            uniforms: sb.uniforms,
+        });
+        let idx = self.stages.len() - 1;
+        self.done.insert(node, idx);
+        Ok(idx)
+    }
+}
+
+/// A source of index values: a domain axis or a reduction loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Var {
+    Domain(usize),
+    Loop(LoopId),
+}
+
+/// The index along one axis of a node, as a function of the kernel's variables.
+#[derive(Clone, Debug, PartialEq)]
+enum Src {
+    /// `konst + sum(coef * var)`.
+    Affine(i64, Vec<(Var, i64)>),
+    /// Axis 0 of a boolean-mask selection: one loop per mask axis.
+    Mask(Vec<LoopId>),
+}
+
+impl Src {
+    fn zero() -> Src {
+        Src::Affine(0, Vec::new())
+    }
+    fn var(v: Var) -> Src {
+        Src::Affine(0, vec![(v, 1)])
+    }
+}
+
+/// What a reduction pass accumulates, derived from the operand element `x`.
+#[derive(Clone, Copy, Debug)]
+enum Elem {
+    /// `x` itself.
+    Value,
+    /// `x`, with NaN replaced by a constant (numpy's nan-variants replace rather than skip).
+    NanTo(f64),
+    /// `(x - mean)²`; with `nan_to_zero`, NaN elements give 0.
+    SquaredDeviation { mean: ValueId, nan_to_zero: bool },
+}
+
+/// A view's identity: input, offset, domain strides, loop strides.
+type ViewKey = (InputId, i64, Vec<i64>, Vec<(LoopId, i64)>);
+
+struct StageBuilder {
+    b: KernelBuilder,
+    root: NodeId,
+    domain_elems: usize,
+    inputs: Vec<StageInput>,
+    input_ids: HashMap<StageInput, InputId>,
+    uniforms: Vec<usize>,
+    views: HashMap<ViewKey, ViewId>,
+    loop_depth: usize,
+}
+
+/// The dtype voxcalc computes a numpy dtype in (float16 as float32).
+fn compute_dtype(d: DType) -> DType {
+    if d == DType::F16 {
+        DType::F32
+    } else {
+        d
+    }
+}
+
+impl StageBuilder {
+    fn konst(&mut self, value: f64, dtype: DType) -> ValueId {
+        self.b.constant(Scalar::F64(value).cast(dtype))
+    }
+
+    fn input(&mut self, src: StageInput, dtype: DType, order: ByteOrder) -> InputId {
+        if let Some(&id) = self.input_ids.get(&src) {
+            return id;
+        }
+        let id = self.b.input(dtype, order);
+        self.inputs.push(src);
+        self.input_ids.insert(src, id);
+        id
+    }
+
+    /// Loads element `srcs` of an array with the given strides.
+    fn load(
+        &mut self,
+        input: InputId,
+        strides: &[i64],
+        srcs: &[Src],
+    ) -> Result<ValueId, PlanError> {
+        let ndomain = self.b.kernel().domain.len();
+        let mut offset = 0i64;
+        let mut domain_strides = vec![0i64; ndomain];
+        let mut loop_strides: Vec<(LoopId, i64)> = Vec::new();
+        for (axis, src) in srcs.iter().enumerate() {
+            let Src::Affine(k, terms) = src else {
+                return Err(PlanError(
+                    "a boolean-mask selection must be reduced along its first axis".into(),
+                ));
+            };
+            let stride = strides[axis];
+            offset += k * stride;
+            for &(var, coef) in terms {
+                match var {
+                    Var::Domain(d) => domain_strides[d] += coef * stride,
+                    Var::Loop(l) => match loop_strides.iter_mut().find(|(x, _)| *x == l) {
+                        Some((_, s)) => *s += coef * stride,
+                        None => loop_strides.push((l, coef * stride)),
+                    },
+                }
+            }
+        }
+        let key = (input, offset, domain_strides.clone(), loop_strides.clone());
+        let view = match self.views.get(&key) {
+            Some(&v) => v,
+            None => {
+                let v = self.b.view(input, offset, domain_strides, loop_strides);
+                self.views.insert(key, v);
+                v
+            }
+        };
+        Ok(self.b.load(view))
+    }
+
+    /// The index sources of an operand broadcast (numpy-style, aligned right) to `parent`.
+    fn broadcast(
+        &self,
+        tree: &Tree,
+        child: NodeId,
+        parent_shape: &[usize],
+        srcs: &[Src],
+    ) -> Vec<Src> {
+        let child_shape = tree.node(child).shape.dims();
+        let off = parent_shape.len().saturating_sub(child_shape.len());
+        child_shape
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| {
+                if d == 1 {
+                    Src::zero()
+                } else {
+                    srcs.get(i + off).cloned().unwrap_or_else(Src::zero)
+                }
+            })
+            .collect()
+    }
+
+    fn lower(
+        &mut self,
+        pl: &mut Planner,
+        node: NodeId,
+        srcs: &[Src],
+    ) -> Result<ValueId, PlanError> {
+        let tree = pl.tree;
+        let n = tree.node(node);
+        let shape = n.shape.dims().to_vec();
+        let dtype = compute_dtype(n.dtype);
+        let child = |sb: &Self, c: NodeId| sb.broadcast(tree, c, &shape, srcs);
+        Ok(match &n.kind {
+            NodeKind::Input { input_idx, .. } => {
+                let layout = pl
+                    .layouts
+                    .get(*input_idx)
+                    .ok_or_else(|| PlanError(format!("no layout for image #{input_idx}")))?;
+                if layout.strides.len() != shape.len() {
+                    return Err(PlanError(format!(
+                        "the layout of image #{input_idx} has {} strides for {} axes",
+                        layout.strides.len(),
+                        shape.len()
+                    )));
+                }
+                let id = self.input(StageInput::Image(*input_idx), dtype, layout.byte_order);
+                let strides = layout.strides.clone();
+                self.load(id, &strides, srcs)?
+            }
+            NodeKind::Const { value } => {
+                let s = match *value {
+                    tir::Scalar::Bool(b) => Scalar::Bool(b),
+                    tir::Scalar::Int(i) => int_to(i, dtype),
+                    tir::Scalar::Float(x) => Scalar::F64(x).cast(dtype),
+                };
+                self.b.constant(s)
+            }
+            NodeKind::Cast { operand } => {
+                let s = child(self, *operand);
+                let v = self.lower(pl, *operand, &s)?;
+                self.b.cast(v, dtype)
+            }
+            NodeKind::Unary { op, operand } => {
+                let s = child(self, *operand);
+                let x = self.lower(pl, *operand, &s)?;
+                self.unary(*op, x, dtype)?
+            }
+            NodeKind::Binary { op, lhs, rhs } => {
+                let (sl, sr) = (child(self, *lhs), child(self, *rhs));
+                let a = self.lower(pl, *lhs, &sl)?;
+                let b = self.lower(pl, *rhs, &sr)?;
+                self.binary(*op, a, b, dtype)?
+            }
+            NodeKind::Where {
+                cond,
+                then,
+                otherwise,
+            } => {
+                let (sc, st, so) = (
+                    child(self, *cond),
+                    child(self, *then),
+                    child(self, *otherwise),
+                );
+                let c = self.lower(pl, *cond, &sc)?;
+                let t = self.lower(pl, *then, &st)?;
+                let o = self.lower(pl, *otherwise, &so)?;
+                self.b.select(c, t, o)
+            }
+            NodeKind::Clip { operand, lo, hi } => {
+                let s = child(self, *operand);
+                let mut v = self.lower(pl, *operand, &s)?;
+                if let Some(lo) = lo {
+                    let s = child(self, *lo);
+                    let l = self.lower(pl, *lo, &s)?;
+                    v = self.b.binary(BinaryOp::Max, v, l);
+                }
+                if let Some(hi) = hi {
+                    let s = child(self, *hi);
+                    let h = self.lower(pl, *hi, &s)?;
+                    v = self.b.binary(BinaryOp::Min, v, h);
+                }
+                v
+            }
+            NodeKind::Round { operand, decimals } => {
+                let s = child(self, *operand);
+                let x = self.lower(pl, *operand, &s)?;
+                self.round(x, *decimals, dtype)
+            }
+            NodeKind::Index { base, items } => {
+                let mut base_srcs = Vec::new();
+                let mut ri = 0usize;
+                for item in items {
+                    match *item {
+                        IndexItem::At(p) => base_srcs.push(Src::Affine(p as i64, Vec::new())),
+                        IndexItem::Slice { start, step, .. } => {
+                            let s = srcs.get(ri).cloned().unwrap_or_else(Src::zero);
+                            ri += 1;
+                            let Src::Affine(k, terms) = s else {
+                                return Err(PlanError(
+                                    "indexing a boolean-mask selection is not supported".into(),
+                                ));
+                            };
+                            base_srcs.push(Src::Affine(
+                                start as i64 + k * step,
+                                terms.into_iter().map(|(v, c)| (v, c * step)).collect(),
+                            ));
+                        }
+                        IndexItem::NewAxis => ri += 1,
+                    }
+                }
+                self.lower(pl, *base, &base_srcs)?
+            }
+            NodeKind::MaskSelect { base, .. } => {
+                let Some(Src::Mask(loops)) = srcs.first() else {
+                    return Err(PlanError(
+                        "a boolean-mask selection must be reduced along its first axis".into(),
+                    ));
+                };
+                let mut base_srcs: Vec<Src> =
+                    loops.iter().map(|&l| Src::var(Var::Loop(l))).collect();
+                base_srcs.extend(srcs[1..].iter().cloned());
+                self.lower(pl, *base, &base_srcs)?
+            }
+            NodeKind::Reduce(r) => {
+                let n_elems: usize = shape.iter().product();
+                if node != self.root && shape.iter().all(|&d| d == 1) {
+                    // A scalar: its own stage, read as a uniform.
+                    let stage = pl.stage(node)?;
+                    self.uniforms.push(stage);
+                    return Ok(self.b.uniform(dtype));
+                }
+                if node != self.root && (n_elems < self.domain_elems || self.loop_depth > 0) {
+                    // Fewer results than consuming voxels: a buffer stage, read as an array.
+                    let stage = pl.stage(node)?;
+                    let id = self.input(StageInput::Stage(stage), dtype, ByteOrder::Native);
+                    return self.load(id, &fortran_strides(&shape), srcs);
+                }
+                self.reduce(pl, r, srcs, dtype)?
+            }
+        })
+    }
+
+    fn round(&mut self, x: ValueId, decimals: i64, dtype: DType) -> ValueId {
+        if dtype.is_float() {
+            // numpy: rint(x * 10**d) / 10**d, or rint(x / 10**-d) * 10**-d; the factor is a
+            // Python float, so it is rounded to the array's dtype.
+            let f = self.konst(10f64.powi(decimals.unsigned_abs().min(400) as i32), dtype);
+            let (first, second) = if decimals >= 0 {
+                (BinaryOp::Mul, BinaryOp::Div)
+            } else {
+                (BinaryOp::Div, BinaryOp::Mul)
+            };
+            let y = self.b.binary(first, x, f);
+            let y = self.b.unary(UnaryOp::Rint, y);
+            self.b.binary(second, y, f)
+        } else if decimals >= 0 || dtype == DType::Bool {
+            x
+        } else {
+            let xf = self.b.cast(x, DType::F64);
+            let f = self.konst(
+                10f64.powi(decimals.unsigned_abs().min(400) as i32),
+                DType::F64,
+            );
+            let y = self.b.binary(BinaryOp::Div, xf, f);
+            let y = self.b.unary(UnaryOp::Rint, y);
+            let y = self.b.binary(BinaryOp::Mul, y, f);
+            self.b.cast(y, dtype)
+        }
+    }
+
+    fn unary(&mut self, op: ElemOp, x: ValueId, out: DType) -> Result<ValueId, PlanError> {
+        let xt = self.b.kernel().dtype(x);
+        let math = |f| Ok(UnaryOp::Math(f));
+        let simple: Result<UnaryOp, ()> = match op {
+            ElemOp::Negative if xt != DType::Bool => Ok(UnaryOp::Neg),
+            ElemOp::Absolute | ElemOp::Fabs if xt != DType::Bool => Ok(UnaryOp::Abs),
+            ElemOp::Sqrt => Ok(UnaryOp::Sqrt),
+            ElemOp::Cbrt => math(MathFn::Cbrt),
+            ElemOp::Exp => math(MathFn::Exp),
+            ElemOp::Exp2 => math(MathFn::Exp2),
+            ElemOp::Expm1 => math(MathFn::Expm1),
+            ElemOp::Log => math(MathFn::Log),
+            ElemOp::Log2 => math(MathFn::Log2),
+            ElemOp::Log10 => math(MathFn::Log10),
+            ElemOp::Log1p => math(MathFn::Log1p),
+            ElemOp::Sin => math(MathFn::Sin),
+            ElemOp::Cos => math(MathFn::Cos),
+            ElemOp::Tan => math(MathFn::Tan),
+            ElemOp::Arcsin => math(MathFn::Arcsin),
+            ElemOp::Arccos => math(MathFn::Arccos),
+            ElemOp::Arctan => math(MathFn::Arctan),
+            ElemOp::Sinh => math(MathFn::Sinh),
+            ElemOp::Cosh => math(MathFn::Cosh),
+            ElemOp::Tanh => math(MathFn::Tanh),
+            ElemOp::Arcsinh => math(MathFn::Arcsinh),
+            ElemOp::Arccosh => math(MathFn::Arccosh),
+            ElemOp::Arctanh => math(MathFn::Arctanh),
+            ElemOp::Floor | ElemOp::Ceil | ElemOp::Trunc | ElemOp::Rint if !xt.is_float() => {
+                return Ok(self.b.cast(x, out));
+            }
+            ElemOp::Floor => Ok(UnaryOp::Floor),
+            ElemOp::Ceil => Ok(UnaryOp::Ceil),
+            ElemOp::Trunc => Ok(UnaryOp::Trunc),
+            ElemOp::Rint => Ok(UnaryOp::Rint),
+            ElemOp::Isnan | ElemOp::Isinf | ElemOp::Isfinite | ElemOp::Signbit
+                if !xt.is_float() =>
+            {
+                let v = match op {
+                    ElemOp::Isfinite => Scalar::Bool(true),
+                    ElemOp::Signbit if xt.is_signed_int() => {
+                        let zero = self.b.constant(Scalar::zero(xt));
+                        return Ok(self.b.binary(BinaryOp::Lt, x, zero));
+                    }
+                    _ => Scalar::Bool(false),
+                };
+                return Ok(self.b.constant(v));
+            }
+            ElemOp::Isnan => Ok(UnaryOp::IsNan),
+            ElemOp::Isinf => Ok(UnaryOp::IsInf),
+            ElemOp::Isfinite => Ok(UnaryOp::IsFinite),
+            ElemOp::Signbit => Ok(UnaryOp::SignBit),
+            ElemOp::LogicalNot | ElemOp::Invert => Ok(UnaryOp::Not),
+            _ => Err(()),
+        };
+        if let Ok(u) = simple {
+            let v = self.b.unary(u, x);
+            return Ok(self.b.cast(v, out));
+        }
+        Ok(match op {
+            ElemOp::Positive | ElemOp::Negative | ElemOp::Absolute | ElemOp::Fabs => x,
+            ElemOp::Square => self.b.binary(BinaryOp::Mul, x, x),
+            ElemOp::Reciprocal => {
+                if xt.is_float() {
+                    let one = self.konst(1.0, xt);
+                    self.b.binary(BinaryOp::Div, one, x)
+                } else {
+                    // C integer division 1 / x: 1 for 1, -1 for -1, else 0 (0 for x == 0).
+                    let one = self.b.constant(Scalar::one(xt));
+                    let zero = self.b.constant(Scalar::zero(xt));
+                    let is_one = self.b.binary(BinaryOp::Eq, x, one);
+                    let rest = if xt.is_signed_int() {
+                        let m1 = self.b.constant(int_to(-1, xt));
+                        let is_m1 = self.b.binary(BinaryOp::Eq, x, m1);
+                        self.b.select(is_m1, m1, zero)
+                    } else {
+                        zero
+                    };
+                    self.b.select(is_one, one, rest)
+                }
+            }
+            ElemOp::Sign => {
+                // numpy: x > 0 ? 1 : (x < 0 ? -1 : (x == 0 ? 0 : x)); NaN stays NaN.
+                let zero = self.b.constant(Scalar::zero(xt));
+                let one = self.b.constant(Scalar::one(xt));
+                let m1 = self.b.constant(int_to(-1, xt));
+                let gt = self.b.binary(BinaryOp::Gt, x, zero);
+                let lt = self.b.binary(BinaryOp::Lt, x, zero);
+                let eq = self.b.binary(BinaryOp::Eq, x, zero);
+                let inner = self.b.select(eq, zero, x);
+                let mid = self.b.select(lt, m1, inner);
+                self.b.select(gt, one, mid)
+            }
+            ElemOp::Deg2rad | ElemOp::Rad2deg => {
+                // numpy: x * (pi / 180) (deg2rad) or x * (180 / pi), the factor computed in
+                // the dtype.
+                let factor = if xt == DType::F32 {
+                    let pi = std::f32::consts::PI;
+                    (if op == ElemOp::Deg2rad {
+                        pi / 180.0
+                    } else {
+                        180.0 / pi
+                    }) as f64
+                } else {
+                    let pi = std::f64::consts::PI;
+                    if op == ElemOp::Deg2rad {
+                        pi / 180.0
+                    } else {
+                        180.0 / pi
+                    }
+                };
+                let f = self.konst(factor, xt);
+                self.b.binary(BinaryOp::Mul, x, f)
+            }
+            other => {
+                return Err(PlanError(format!(
+                    "np.{} on {xt} is not supported by the compiler yet",
+                    other.name()
+                )))
+            }
+        })
+    }
+
+    fn binary(
+        &mut self,
+        op: ElemOp,
+        a: ValueId,
+        b: ValueId,
+        out: DType,
+    ) -> Result<ValueId, PlanError> {
+        let at = self.b.kernel().dtype(a);
+        let bt = self.b.kernel().dtype(b);
+        if at != bt {
+            return self.mixed_comparison(op, a, b);
+        }
+        let simple = match op {
+            ElemOp::Add if at == DType::Bool => Some(BinaryOp::Or),
+            ElemOp::Multiply if at == DType::Bool => Some(BinaryOp::And),
+            ElemOp::Add => Some(BinaryOp::Add),
+            ElemOp::Subtract => Some(BinaryOp::Sub),
+            ElemOp::Multiply => Some(BinaryOp::Mul),
+            ElemOp::TrueDivide => Some(BinaryOp::Div),
+            ElemOp::FloorDivide => Some(BinaryOp::FloorDiv),
+            ElemOp::Remainder => Some(BinaryOp::Mod),
+            ElemOp::Fmod => Some(BinaryOp::Fmod),
+            ElemOp::Power | ElemOp::FloatPower => Some(BinaryOp::Pow),
+            ElemOp::Minimum => Some(BinaryOp::Min),
+            ElemOp::Maximum => Some(BinaryOp::Max),
+            ElemOp::Fmin if at.is_float() => Some(BinaryOp::FMin),
+            ElemOp::Fmax if at.is_float() => Some(BinaryOp::FMax),
+            ElemOp::Fmin => Some(BinaryOp::Min),
+            ElemOp::Fmax => Some(BinaryOp::Max),
+            ElemOp::Copysign => Some(BinaryOp::CopySign),
+            ElemOp::Arctan2 => Some(BinaryOp::Atan2),
+            ElemOp::Hypot => Some(BinaryOp::Hypot),
+            ElemOp::Logaddexp => Some(BinaryOp::LogAddExp),
+            ElemOp::Greater => Some(BinaryOp::Gt),
+            ElemOp::GreaterEqual => Some(BinaryOp::Ge),
+            ElemOp::Less => Some(BinaryOp::Lt),
+            ElemOp::LessEqual => Some(BinaryOp::Le),
+            ElemOp::Equal => Some(BinaryOp::Eq),
+            ElemOp::NotEqual => Some(BinaryOp::Ne),
+            ElemOp::LogicalAnd | ElemOp::BitwiseAnd => Some(BinaryOp::And),
+            ElemOp::LogicalOr | ElemOp::BitwiseOr => Some(BinaryOp::Or),
+            ElemOp::LogicalXor | ElemOp::BitwiseXor => Some(BinaryOp::Xor),
+            ElemOp::LeftShift => Some(BinaryOp::Shl),
+            ElemOp::RightShift => Some(BinaryOp::Shr),
+            _ => None,
+        };
+        if let Some(op) = simple {
+            let v = self.b.binary(op, a, b);
+            return Ok(self.b.cast(v, out));
+        }
+        Ok(match op {
+            ElemOp::Heaviside => {
+                // numpy: NaN -> NaN, 0 -> h, negative -> 0, positive -> 1.
+                let zero = self.konst(0.0, at);
+                let one = self.konst(1.0, at);
+                let is_nan = self.b.unary(UnaryOp::IsNan, a);
+                let neg = self.b.binary(BinaryOp::Lt, a, zero);
+                let is_zero = self.b.binary(BinaryOp::Eq, a, zero);
+                let sign = self.b.select(neg, zero, one);
+                let v = self.b.select(is_zero, b, sign);
+                self.b.select(is_nan, a, v)
+            }
+            ElemOp::Logaddexp2 => {
+                // numpy's npy_logaddexp2: x == y -> x + 1; else the larger plus
+                // log2(1 + 2**-(|x - y|)), computed as LOG2E * log1p(exp2(.)).
+                let one = self.konst(1.0, at);
+                let log2e = self.konst(std::f64::consts::LOG2_E, at);
+                let zero = self.konst(0.0, at);
+                let same = self.b.binary(BinaryOp::Eq, a, b);
+                let tmp = self.b.binary(BinaryOp::Sub, a, b);
+                let pos = self.b.binary(BinaryOp::Gt, tmp, zero);
+                let neg_tmp = self.b.unary(UnaryOp::Neg, tmp);
+                let arg = self.b.select(pos, neg_tmp, tmp);
+                let e = self.b.unary(UnaryOp::Math(MathFn::Exp2), arg);
+                let l = self.b.unary(UnaryOp::Math(MathFn::Log1p), e);
+                let l = self.b.binary(BinaryOp::Mul, l, log2e);
+                let base = self.b.select(pos, a, b);
+                let sum = self.b.binary(BinaryOp::Add, base, l);
+                let le = self.b.binary(BinaryOp::Le, tmp, zero);
+                let ordered = self.b.binary(BinaryOp::Or, pos, le);
+                let v = self.b.select(ordered, sum, tmp);
+                let plus1 = self.b.binary(BinaryOp::Add, a, one);
+                self.b.select(same, plus1, v)
+            }
+            other => {
+                return Err(PlanError(format!(
+                    "np.{} on {at} is not supported by the compiler yet",
+                    other.name()
+                )))
+            }
+        })
+    }
+
+    /// numpy's exact comparison of int64 with uint64 (the one mixed-dtype loop).
+    fn mixed_comparison(
+        &mut self,
+        op: ElemOp,
+        a: ValueId,
+        b: ValueId,
+    ) -> Result<ValueId, PlanError> {
+        let at = self.b.kernel().dtype(a);
+        // Normalise to (signed, unsigned) and mirror the comparison if needed.
+        let (s, u, op) = if at == DType::I64 {
+            (a, b, op)
+        } else {
+            let mirrored = match op {
+                ElemOp::Greater => ElemOp::Less,
+                ElemOp::GreaterEqual => ElemOp::LessEqual,
+                ElemOp::Less => ElemOp::Greater,
+                ElemOp::LessEqual => ElemOp::GreaterEqual,
+                other => other,
+            };
+            (b, a, mirrored)
+        };
+        if self.b.kernel().dtype(s) != DType::I64 || self.b.kernel().dtype(u) != DType::U64 {
+            return Err(PlanError(format!(
+                "operands of np.{} have different dtypes",
+                op.name()
+            )));
+        }
+        let zero = self.b.constant(Scalar::I64(0));
+        let negative = self.b.binary(BinaryOp::Lt, s, zero);
+        let su = self.b.cast(s, DType::U64);
+        let (cmp, when_negative) = match op {
+            ElemOp::Less => (BinaryOp::Lt, true),
+            ElemOp::LessEqual => (BinaryOp::Le, true),
+            ElemOp::Greater => (BinaryOp::Gt, false),
+            ElemOp::GreaterEqual => (BinaryOp::Ge, false),
+            ElemOp::Equal => (BinaryOp::Eq, false),
+            ElemOp::NotEqual => (BinaryOp::Ne, true),
+            other => {
+                return Err(PlanError(format!(
+                    "np.{} of int64 and uint64 is not supported",
+                    other.name()
+                )))
+            }
+        };
+        let c = self.b.binary(cmp, su, u);
+        let fixed = self.b.constant(Scalar::Bool(when_negative));
+        Ok(self.b.select(negative, fixed, c))
+    }
+
+    /// Inline reduction of `node` at `srcs`.
+    fn reduce(
+        &mut self,
+        pl: &mut Planner,
+        r: &tir::Reduce,
+        srcs: &[Src],
+        dtype: DType,
+    ) -> Result<ValueId, PlanError> {
+        let tree = pl.tree;
+        let operand = tree.node(r.operand);
+        let x_dtype = compute_dtype(operand.dtype);
+        let masked = find_mask_select(tree, r.operand).is_some();
+        let static_n: u64 = r
+            .axes
+            .iter()
+            .map(|&a| operand.shape.dims()[a] as u64)
+            .product();
+        let order = if masked {
+            SumOrder::PairwiseAll
+        } else if r.axes.contains(&0) {
+            SumOrder::Pairwise
+        } else {
+            SumOrder::Sequential
+        };
+        let skip_nan = r.skip_nan && x_dtype.is_float();
+        let count = |sb: &mut Self, pl: &mut Planner| -> Result<ValueId, PlanError> {
+            if masked || skip_nan {
+                sb.pass(pl, r, srcs, ReduceOp::Count, Elem::Value, skip_nan)
+            } else {
+                Ok(sb.b.constant(Scalar::I64(static_n as i64)))
+            }
+        };
+        let divide = |sb: &mut Self, num: ValueId, den: ValueId| {
+            let num = sb.b.cast(num, DType::F64);
+            let den = sb.b.cast(den, DType::F64);
+            let q = sb.b.binary(BinaryOp::Div, num, den);
+            sb.b.cast(q, dtype)
+        };
+        let nan_sum = if skip_nan {
+            Elem::NanTo(0.0)
+        } else {
+            Elem::Value
+        };
+        Ok(match r.op {
+            tir::ReduceOp::Sum => self.pass(pl, r, srcs, ReduceOp::Sum(order), nan_sum, false)?,
+            tir::ReduceOp::Prod => {
+                let e = if skip_nan {
+                    Elem::NanTo(1.0)
+                } else {
+                    Elem::Value
+                };
+                self.pass(pl, r, srcs, ReduceOp::Prod, e, false)?
+            }
+            tir::ReduceOp::Mean => {
+                let s = self.pass(pl, r, srcs, ReduceOp::Sum(order), nan_sum, false)?;
+                let n = count(self, pl)?;
+                divide(self, s, n)
+            }
+            tir::ReduceOp::Var | tir::ReduceOp::Std => {
+                let s = self.pass(pl, r, srcs, ReduceOp::Sum(order), nan_sum, false)?;
+                let n = count(self, pl)?;
+                let mean = divide(self, s, n);
+                let mean = self.b.cast(mean, x_dtype);
+                let sq = Elem::SquaredDeviation {
+                    mean,
+                    nan_to_zero: skip_nan,
+                };
+                let ss = self.pass(pl, r, srcs, ReduceOp::Sum(order), sq, false)?;
+                let ddof = self.b.constant(Scalar::I64(r.ddof as i64));
+                let dof = self.b.binary(BinaryOp::Sub, n, ddof);
+                let var = if skip_nan {
+                    // nanvar: NaN where the degrees of freedom are not positive.
+                    let v = divide(self, ss, dof);
+                    let zero = self.b.constant(Scalar::I64(0));
+                    let bad = self.b.binary(BinaryOp::Le, dof, zero);
+                    let nan = self.konst(f64::NAN, dtype);
+                    self.b.select(bad, nan, v)
+                } else {
+                    let zero = self.b.constant(Scalar::I64(0));
+                    let dof = self.b.binary(BinaryOp::Max, dof, zero);
+                    divide(self, ss, dof)
+                };
+                if r.op == tir::ReduceOp::Std {
+                    self.b.unary(UnaryOp::Sqrt, var)
+                } else {
+                    var
+                }
+            }
+            tir::ReduceOp::Min | tir::ReduceOp::Max => {
+                let op = match (r.op == tir::ReduceOp::Min, skip_nan) {
+                    (true, false) => ReduceOp::Min,
+                    (true, true) => ReduceOp::FMin,
+                    (false, false) => ReduceOp::Max,
+                    (false, true) => ReduceOp::FMax,
+                };
+                self.pass(pl, r, srcs, op, Elem::Value, false)?
+            }
+            tir::ReduceOp::Ptp => {
+                let hi = self.pass(pl, r, srcs, ReduceOp::Max, Elem::Value, false)?;
+                let lo = self.pass(pl, r, srcs, ReduceOp::Min, Elem::Value, false)?;
+                self.b.binary(BinaryOp::Sub, hi, lo)
+            }
+            tir::ReduceOp::Median => {
+                let v = self.pass(pl, r, srcs, ReduceOp::Median, Elem::Value, skip_nan)?;
+                self.b.cast(v, dtype)
+            }
+            tir::ReduceOp::Quantile => {
+                if r.q_is_list || r.q.len() != 1 {
+                    return Err(PlanError(
+                        "a list of quantiles is not supported yet: compute one quantile per formula"
+                            .into(),
+                    ));
+                }
+                let data_dtype = match &operand.kind {
+                    NodeKind::Cast { operand: inner } => compute_dtype(tree.node(*inner).dtype),
+                    _ => x_dtype,
+                };
+                let op = ReduceOp::Quantile {
+                    q: r.q[0],
+                    data_dtype,
+                };
+                let v = self.pass(pl, r, srcs, op, Elem::Value, skip_nan)?;
+                self.b.cast(v, dtype)
+            }
+            tir::ReduceOp::ArgMin => {
+                self.pass(pl, r, srcs, ReduceOp::ArgMin, Elem::Value, false)?
+            }
+            tir::ReduceOp::ArgMax => {
+                self.pass(pl, r, srcs, ReduceOp::ArgMax, Elem::Value, false)?
+            }
+            tir::ReduceOp::Any => self.pass(pl, r, srcs, ReduceOp::Any, Elem::Value, false)?,
+            tir::ReduceOp::All => self.pass(pl, r, srcs, ReduceOp::All, Elem::Value, false)?,
+            tir::ReduceOp::CountNonzero => {
+                let v = self.pass_masked_by_value(pl, r, srcs)?;
+                self.b.cast(v, dtype)
+            }
+        })
+    }
+
+    /// `count_nonzero`: counts the elements whose (bool) value is true.
+    fn pass_masked_by_value(
+        &mut self,
+        pl: &mut Planner,
+        r: &tir::Reduce,
+        srcs: &[Src],
+    ) -> Result<ValueId, PlanError> {
+        self.pass_inner(pl, r, srcs, ReduceOp::Count, Elem::Value, false, true)
+    }
+
+    fn pass(
+        &mut self,
+        pl: &mut Planner,
+        r: &tir::Reduce,
+        srcs: &[Src],
+        op: ReduceOp,
+        elem: Elem,
+        skip_nan: bool,
+    ) -> Result<ValueId, PlanError> {
+        self.pass_inner(pl, r, srcs, op, elem, skip_nan, false)
+    }
+
+    /// One reduction loop nest over the reduced axes of `r.operand`.
+    #[allow(clippy::too_many_arguments)]
+    fn pass_inner(
+        &mut self,
+        pl: &mut Planner,
+        r: &tir::Reduce,
+        srcs: &[Src],
+        op: ReduceOp,
+        elem: Elem,
+        skip_nan: bool,
+        mask_by_value: bool,
+    ) -> Result<ValueId, PlanError> {
+        let tree = pl.tree;
+        let operand = tree.node(r.operand);
+        let oshape = operand.shape.dims().to_vec();
+        let mask_sel = find_mask_select(tree, r.operand);
+        // Index sources of the operand: result axes map to its kept axes, reduced axes to loops.
+        let mut osrcs: Vec<Option<Src>> = vec![None; oshape.len()];
+        let mut ri = 0usize;
+        for (axis, slot) in osrcs.iter_mut().enumerate() {
+            if r.axes.contains(&axis) {
+                if r.keepdims {
+                    ri += 1;
+                }
+            } else {
+                *slot = Some(srcs.get(ri).cloned().unwrap_or_else(Src::zero));
+                ri += 1;
+            }
+        }
+        // Loop order: C order (last axis fastest) for arg-reductions and mask selections
+        // (numpy counts their positions in C order), memory (Fortran) order otherwise.
+        let c_order = mask_sel.is_some() || matches!(op, ReduceOp::ArgMin | ReduceOp::ArgMax);
+        let mut axes = r.axes.clone();
+        if c_order {
+            axes.reverse();
+        }
+        let mut loops = Vec::new();
+        for &axis in &axes {
+            if axis == 0 {
+                if let Some(ms) = mask_sel {
+                    let mask_dims = tree.node(ms.1).shape.dims().to_vec();
+                    let mask_loops: Vec<LoopId> = mask_dims
+                        .iter()
+                        .map(|&d| self.b.new_loop(d as u64))
+                        .collect();
+                    // C order over the mask: its last axis fastest.
+                    loops.extend(mask_loops.iter().rev().copied());
+                    osrcs[0] = Some(Src::Mask(mask_loops));
+                    continue;
+                }
+            }
+            let l = self.b.new_loop(oshape[axis] as u64);
+            loops.push(l);
+            osrcs[axis] = Some(Src::var(Var::Loop(l)));
+        }
+        if loops.is_empty() {
+            // Reducing no axis (axis=()) is the identity on each element; a one-iteration
+            // loop keeps the reduction semantics (e.g. a mean divides by 1).
+            loops.push(self.b.new_loop(1));
+        }
+        let osrcs: Vec<Src> = osrcs
+            .into_iter()
+            .map(|s| s.unwrap_or_else(Src::zero))
+            .collect();
+        self.b.begin_reduce();
+        self.loop_depth += 1;
+        let body = (|| -> Result<(ValueId, Option<ValueId>), PlanError> {
+            let x = self.lower(pl, r.operand, &osrcs)?;
+            let x = self.b.cast(x, compute_dtype(operand.dtype));
+            let mut mask = None;
+            if let Some((_, mask_node)) = mask_sel {
+                let Src::Mask(mask_loops) = &osrcs[0] else {
+                    unreachable!("set above")
+                };
+                let msrcs: Vec<Src> = mask_loops.iter().map(|&l| Src::var(Var::Loop(l))).collect();
+                let m = self.lower(pl, mask_node, &msrcs)?;
+                mask = Some(self.b.cast(m, DType::Bool));
+            }
+            let mut and_mask = |sb: &mut Self, m: ValueId| {
+                mask = Some(match mask {
+                    None => m,
+                    Some(prev) => sb.b.binary(BinaryOp::And, prev, m),
+                });
+            };
+            if skip_nan {
+                let nan = self.b.unary(UnaryOp::IsNan, x);
+                let keep = self.b.unary(UnaryOp::Not, nan);
+                and_mask(self, keep);
+            }
+            if mask_by_value {
+                let m = self.b.cast(x, DType::Bool);
+                and_mask(self, m);
+            }
+            let xt = self.b.kernel().dtype(x);
+            let e = match elem {
+                Elem::Value => x,
+                Elem::NanTo(c) => {
+                    let is_nan = self.b.unary(UnaryOp::IsNan, x);
+                    let c = self.konst(c, xt);
+                    self.b.select(is_nan, c, x)
+                }
+                Elem::SquaredDeviation { mean, nan_to_zero } => {
+                    let d = self.b.binary(BinaryOp::Sub, x, mean);
+                    let sq = self.b.binary(BinaryOp::Mul, d, d);
+                    if nan_to_zero {
+                        let is_nan = self.b.unary(UnaryOp::IsNan, x);
+                        let zero = self.konst(0.0, xt);
+                        self.b.select(is_nan, zero, sq)
+                    } else {
+                        sq
+                    }
+                }
+            };
+            Ok((e, mask))
+        })();
+        self.loop_depth -= 1;
+        let (e, mask) = body?;
+        self.b
+            .end_reduce(op, loops, e, mask)
+            .map_err(|err| PlanError(format!("internal lowering error: {err}")))
+    }
+}
+
+/// The boolean-mask selection under a reduction's operand (through casts), as (select, mask).
+fn find_mask_select(tree: &Tree, mut node: NodeId) -> Option<(NodeId, NodeId)> {
+    loop {
+        match &tree.node(node).kind {
+            NodeKind::Cast { operand } => node = *operand,
+            NodeKind::MaskSelect { mask, .. } => return Some((node, *mask)),
+            _ => return None,
+        }
+    }
+}
+
+/// The runtime values of one plan execution: runs stages in order with `run_stage` (the
+/// interpreter or compiled kernels) and returns the output stage's buffer.
+pub fn execute(
+    plan: &Plan,
+    images: &[crate::exec::InputBuf<'_>],
+    mut run_stage: impl FnMut(
+        usize,
+        &crate::exec::RunArgs<'_>,
+        &mut [u8],
+    ) -> Result<(), crate::exec::RunError>,
+) -> Result<Vec<u8>, crate::exec::RunError> {
+    let mut outputs: Vec<Vec<u8>> = Vec::with_capacity(plan.stages.len());
+    for (i, stage) in plan.stages.iter().enumerate() {
+        let mut inputs = Vec::with_capacity(stage.inputs.len());
+        for src in &stage.inputs {
+            inputs.push(match *src {
+                StageInput::Image(n) => *images
+                    .get(n)
+                    .ok_or_else(|| crate::exec::RunError(format!("image #{n} was not given")))?,
+                StageInput::Stage(s) => crate::exec::InputBuf {
+                    bytes: &outputs[s],
+                    base: 0,
+                },
+            });
+        }
+        let uniforms: Vec<u64> = stage
+            .uniforms
+            .iter()
+            .map(|&s| {
+                let st = &plan.stages[s];
+                Scalar::from_le_bytes(st.dtype(), &outputs[s]).to_bits()
+            })
+            .collect();
+        let n = stage.kernel.n_voxels();
+        let mut out = vec![0u8; n as usize * stage.dtype().size()];
+        let args = crate::exec::RunArgs {
+            inputs: &inputs,
+            uniforms: &uniforms,
+        };
+        run_stage(i, &args, &mut out)?;
+        outputs.push(out);
+    }
+    Ok(outputs.pop().unwrap_or_default())
+}
+
+/// Runs a plan with the reference interpreter.
+pub fn execute_interpreted(
+    plan: &Plan,
+    images: &[crate::exec::InputBuf<'_>],
+) -> Result<Vec<u8>, crate::exec::RunError> {
+    execute(plan, images, |i, args, out| {
+        let k = &plan.stages[i].kernel;
+        crate::interp::run(k, args, out, 0, k.n_voxels())
+    })
+}

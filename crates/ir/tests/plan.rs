@@ -1,0 +1,160 @@
+//! Planner tests: the plans of typical formulas (snapshots of the stage split and kernel IR)
+//! and their interpreted results on small images.
+
+use voxcalc_check::Env;
+use voxcalc_ir::plan::{execute_interpreted, plan, ImageLayout, Plan};
+use voxcalc_ir::{ByteOrder, InputBuf};
+use voxcalc_types::DType;
+
+/// Parses, checks and plans `formula` over images given as (name, dtype, shape).
+fn plan_formula(formula: &str, images: &[(&str, DType, Vec<usize>)]) -> Plan {
+    let parsed = voxcalc_syntax::parse(formula);
+    assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+    let mut env = Env::new();
+    for (name, dtype, shape) in images {
+        env.bind(*name, *dtype, shape.clone());
+    }
+    let tree = voxcalc_check::check(&parsed.expr, &env).expect("formula checks");
+    let layouts: Vec<ImageLayout> = images
+        .iter()
+        .map(|(_, _, shape)| ImageLayout::fortran(shape, ByteOrder::Native))
+        .collect();
+    plan(&tree, &layouts).expect("formula plans")
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn as_f32(b: &[u8]) -> Vec<f32> {
+    b.chunks(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+fn as_f64(b: &[u8]) -> Vec<f64> {
+    b.chunks(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+#[test]
+fn s2_masked_log_formula_is_one_fused_stage() {
+    let p = plan_formula(
+        "np.where(mask > 0, np.log(np.abs(img1) + 1) * 2.5 - img2 / (img1 + 1.0), 0)",
+        &[
+            ("mask", DType::U8, vec![4, 3, 2]),
+            ("img1", DType::I16, vec![4, 3, 2]),
+            ("img2", DType::F32, vec![4, 3, 2]),
+        ],
+    );
+    assert_eq!(p.stages.len(), 1);
+    insta::assert_snapshot!(p.to_string());
+}
+
+#[test]
+fn s5_zscore_materialises_the_time_statistics() {
+    let p = plan_formula(
+        "(bold - np.mean(bold, axis=-1)[..., None]) / np.std(bold, axis=-1)[..., None]",
+        &[("bold", DType::I16, vec![2, 2, 1, 5])],
+    );
+    // mean and std over time are 3-D buffers, the z-score reads them broadcast over time.
+    assert_eq!(p.stages.len(), 3);
+    insta::assert_snapshot!(p.to_string());
+}
+
+#[test]
+fn global_mean_is_a_scalar_stage_feeding_a_uniform() {
+    let shape = vec![3, 2, 2];
+    let p = plan_formula("img - np.mean(img)", &[("img", DType::F32, shape)]);
+    assert_eq!(p.stages.len(), 2);
+    assert_eq!(p.stages[1].uniforms, vec![0]);
+    let data: Vec<f32> = (0..12).map(|i| i as f32 * 0.5).collect();
+    let bytes = f32_bytes(&data);
+    let out = execute_interpreted(
+        &p,
+        &[InputBuf {
+            bytes: &bytes,
+            base: 0,
+        }],
+    )
+    .unwrap();
+    // np.mean of 0, 0.5, ..., 5.5 is 2.75.
+    let want: Vec<f32> = data.iter().map(|x| x - 2.75).collect();
+    assert_eq!(as_f32(&out), want);
+}
+
+#[test]
+fn time_mean_and_masked_std_match_numpy() {
+    // bold: 2 voxels x 3 volumes, Fortran order: voxel v at time t is element v + 2 t.
+    let bold: Vec<f32> = vec![1.0, 10.0, 2.0, 20.0, 4.0, 40.0];
+    let bytes = f32_bytes(&bold);
+    let p = plan_formula(
+        "np.mean(bold, axis=-1)",
+        &[("bold", DType::F32, vec![2, 3])],
+    );
+    let out = execute_interpreted(
+        &p,
+        &[InputBuf {
+            bytes: &bytes,
+            base: 0,
+        }],
+    )
+    .unwrap();
+    // np.mean(np.asfortranarray([[1, 2, 4], [10, 20, 40]], np.float32), axis=-1)
+    assert_eq!(as_f32(&out), vec![7.0f32 / 3.0, 70.0f32 / 3.0]);
+
+    let mask: Vec<u8> = vec![1, 0];
+    let p = plan_formula(
+        "np.std(bold[mask > 0])",
+        &[
+            ("bold", DType::F32, vec![2, 3]),
+            ("mask", DType::U8, vec![2]),
+        ],
+    );
+    let out = execute_interpreted(
+        &p,
+        &[
+            InputBuf {
+                bytes: &bytes,
+                base: 0,
+            },
+            InputBuf {
+                bytes: &mask,
+                base: 0,
+            },
+        ],
+    )
+    .unwrap();
+    // np.std(np.array([1, 2, 4], np.float32)) == np.float32(1.2472192).
+    assert_eq!(as_f32(&out), vec![1.2472192f32]);
+
+    let p = plan_formula(
+        "np.percentile(bold, 95)",
+        &[("bold", DType::F32, vec![2, 3])],
+    );
+    let out = execute_interpreted(
+        &p,
+        &[InputBuf {
+            bytes: &bytes,
+            base: 0,
+        }],
+    )
+    .unwrap();
+    // np.percentile(bold, 95) == 35.0 for float32 data (20 + 20 * 0.75).
+    assert_eq!(as_f32(&out), vec![35.0]);
+
+    let p = plan_formula(
+        "np.median(bold.astype(np.float64), axis=0)",
+        &[("bold", DType::F32, vec![2, 3])],
+    );
+    let out = execute_interpreted(
+        &p,
+        &[InputBuf {
+            bytes: &bytes,
+            base: 0,
+        }],
+    )
+    .unwrap();
+    assert_eq!(as_f64(&out), vec![5.5, 11.0, 22.0]);
+}

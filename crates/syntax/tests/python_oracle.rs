@@ -245,13 +245,9 @@ fn json_string(s: &str) -> String {
     out
 }
 
-#[test]
-fn generated_formulas_agree_with_python() {
-    let seed = std::env::var("VOXCALC_DIFF_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok());
-    let mut rng = Rng(seed.unwrap_or(0x9E37_79B9_7F4A_7C15));
-    let formulas: Vec<String> = (0..4000).map(|_| gen_formula(&mut rng)).collect();
+/// How the generated formulas fared: (same tree, rejected by both, valid Python that the
+/// dialect excludes). Panics on any disagreement.
+fn compare_with_python(formulas: &[String]) -> (usize, usize, usize) {
     let input: String = formulas.iter().map(|f| json_string(f) + "\n").collect();
 
     let python = python();
@@ -316,6 +312,21 @@ fn generated_formulas_agree_with_python() {
         failures.len(),
         failures.join("\n")
     );
+    (n_same_tree, n_both_reject, n_only_we_reject)
+}
+
+fn seed() -> u64 {
+    std::env::var("VOXCALC_DIFF_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x9E37_79B9_7F4A_7C15)
+}
+
+#[test]
+fn generated_formulas_agree_with_python() {
+    let mut rng = Rng(seed());
+    let formulas: Vec<String> = (0..4000).map(|_| gen_formula(&mut rng)).collect();
+    let (n_same_tree, n_both_reject, n_only_we_reject) = compare_with_python(&formulas);
     // The generator must exercise both outcomes, or this test proves little.
     assert!(
         n_same_tree > 1000,
@@ -328,5 +339,32 @@ fn generated_formulas_agree_with_python() {
     assert!(
         n_only_we_reject < 400,
         "{n_only_we_reject} formulas only voxcalc rejected"
+    );
+}
+
+/// Characters numbers, strings and their near misses are made of.
+const LEXICAL_CHARS: &[&str] = &[
+    "0", "1", "7", "9", ".", "_", "e", "E", "x", "o", "b", "j", "+", "-", "'", "\"", "\\", "a",
+    "f", "r", "u", " ", "(", ")", "[", "]", ",", ":", "*", "=",
+];
+
+#[test]
+fn lexical_soup_agrees_with_python() {
+    let mut rng = Rng(seed() ^ 0xD1B5_4A32_D192_ED03);
+    let formulas: Vec<String> = (0..6000)
+        .map(|_| {
+            (0..1 + rng.below(10))
+                .map(|_| rng.pick(LEXICAL_CHARS))
+                .collect()
+        })
+        .collect();
+    let (n_same_tree, n_both_reject, _) = compare_with_python(&formulas);
+    assert!(
+        n_same_tree > 300,
+        "only {n_same_tree} formulas both parsers accepted"
+    );
+    assert!(
+        n_both_reject > 1000,
+        "only {n_both_reject} formulas both parsers rejected"
     );
 }

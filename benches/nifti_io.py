@@ -1,10 +1,11 @@
 """nibabel side of benches/nifti_io.rs: times the same operations on the same files.
 
-Usage: python nifti_io.py VOLUME.nii SERIES.nii.gz OUT.nii.gz RUNS
-Prints per-run times and a final line "medians READ_NII READ_GZ WRITE_GZ" (seconds).
+Usage: python nifti_io.py VOLUME.nii SERIES.nii.gz OUT.nii.gz
+Then reads one command per line on stdin (read_nii, read_gz, write_gz) and answers each with the
+seconds it took, so that the Rust side can alternate voxcalc and nibabel runs (the machine's load
+then affects both alike). The data for write_gz are loaded once, untimed.
 """
 
-import statistics
 import sys
 import time
 
@@ -12,17 +13,9 @@ import nibabel as nib
 import numpy as np
 
 
-def timed(runs, fn):
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
-
-
 def main():
-    nii, nii_gz, out, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    nii, nii_gz, out = sys.argv[1], sys.argv[2], sys.argv[3]
+    source = {}
 
     def read_nii():
         # nibabel memory-maps an uncompressed .nii: dataobj becomes a numpy memmap.
@@ -31,14 +24,21 @@ def main():
     def read_gz():
         np.asanyarray(nib.load(nii_gz).dataobj)
 
-    img = nib.load(nii_gz)
-    data = np.asanyarray(img.dataobj)
-
     def write_gz():
+        img, data = source["img"], source["data"]
         nib.save(nib.Nifti1Image(data, img.affine, img.header), out)
 
-    times = [timed(runs, read_nii), timed(runs, read_gz), timed(runs, write_gz)]
-    print("medians " + " ".join(f"{t:.6f}" for t in times))
+    ops = {"read_nii": read_nii, "read_gz": read_gz, "write_gz": write_gz}
+    for line in sys.stdin:
+        command = line.strip()
+        if command not in ops:
+            break
+        if command == "write_gz" and not source:
+            source["img"] = nib.load(nii_gz)
+            source["data"] = np.asanyarray(source["img"].dataobj)
+        start = time.perf_counter()
+        ops[command]()
+        print(f"{time.perf_counter() - start:.6f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -6,15 +6,18 @@
 //!   * reading the `.nii` (voxcalc maps it: the data view points into the file mapping, no copy;
 //!     nibabel's `np.asanyarray(img.dataobj)` is a numpy memmap),
 //!   * reading the `.nii.gz` (full decompression into the storage dtype),
-//!   * writing that 4-D volume as `.nii.gz` at level 1,
-//! and runs benches/nifti_io.py (nibabel) on the same files in the same run, printing both and the
-//! ratios. The Python interpreter is $VOXCALC_PYTHON, else .venv/bin/python at the repo root.
+//!   * writing that 4-D volume as `.nii.gz` at level 1.
+//!
+//! It runs benches/nifti_io.py (nibabel) on the same files in the same run, alternating with
+//! voxcalc's runs, and prints both and the ratios. The Python interpreter is $VOXCALC_PYTHON,
+//! else .venv/bin/python at the repo root.
 //!
 //! Run without `--bench` (as `cargo test --all-targets` does), it does a quick smoke run on tiny
 //! volumes without Python, checking that what it writes reads back.
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
 use voxcalc_nifti::{DataSource, Header, NiftiImage, NiftiVersion, OutputImage, WriteOptions};
@@ -106,56 +109,57 @@ fn median(mut samples: Vec<f64>) -> f64 {
     samples[samples.len() / 2]
 }
 
-fn time_runs(runs: usize, mut f: impl FnMut()) -> f64 {
-    median(
-        (0..runs)
-            .map(|_| {
-                let start = Instant::now();
-                f();
-                start.elapsed().as_secs_f64()
-            })
-            .collect(),
-    )
-}
-
 fn python() -> PathBuf {
     std::env::var_os("VOXCALC_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python")))
 }
 
-/// Runs the nibabel side; returns (read .nii, read .nii.gz, write .nii.gz) medians in seconds.
-fn nibabel_times(nii: &Path, nii_gz: &Path, out: &Path, runs: usize) -> Option<[f64; 3]> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/nifti_io.py");
-    let output = Command::new(python())
-        .arg(script)
-        .arg(nii)
-        .arg(nii_gz)
-        .arg(out)
-        .arg(runs.to_string())
-        .output();
-    let output = match output {
-        Ok(output) if output.status.success() => output,
-        Ok(output) => {
-            eprintln!(
-                "nibabel side failed:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            return None;
-        }
-        Err(e) => {
-            eprintln!("cannot run {}: {e}", python().display());
-            return None;
-        }
-    };
-    let text = String::from_utf8_lossy(&output.stdout);
-    let line = text.lines().find(|l| l.starts_with("medians "))?;
-    let values: Vec<f64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    (values.len() == 3).then(|| [values[0], values[1], values[2]])
+/// The nibabel side (benches/nifti_io.py), kept running so that its runs can alternate with
+/// voxcalc's.
+struct Nibabel {
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Nibabel {
+    fn start(nii: &Path, nii_gz: &Path, out: &Path) -> Option<Nibabel> {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/nifti_io.py");
+        let mut child = Command::new(python())
+            .arg(script)
+            .arg(nii)
+            .arg(nii_gz)
+            .arg(out)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                eprintln!(
+                    "cannot run {}: {e}; timing voxcalc only",
+                    python().display()
+                )
+            })
+            .ok()?;
+        let stdout = BufReader::new(child.stdout.take()?);
+        Some(Nibabel { child, stdout })
+    }
+
+    /// Runs one operation in Python; returns its time in seconds.
+    fn time(&mut self, op: &str) -> Option<f64> {
+        let stdin = self.child.stdin.as_mut()?;
+        writeln!(stdin, "{op}").ok()?;
+        stdin.flush().ok()?;
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).ok()?;
+        line.trim().parse().ok()
+    }
+}
+
+impl Drop for Nibabel {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
 }
 
 fn main() {
@@ -190,52 +194,82 @@ fn main() {
         start.elapsed().as_secs_f64()
     );
 
-    // Read .nii: a mapping, no copy.
-    let read_nii = time_runs(sizes.runs, || {
-        let image = NiftiImage::open(&nii).unwrap();
-        assert_eq!(image.data_source(), DataSource::MappedFile);
-        std::hint::black_box(image.raw().bytes.as_ptr());
-    });
     let image = NiftiImage::open(&nii).unwrap();
     println!(
         ".nii data source: {:?} (the {} data bytes are a view into the file mapping: no copy)",
         image.data_source(),
         image.raw().bytes.len()
     );
-
-    // Read .nii.gz: full decompression.
-    let read_gz = time_runs(sizes.runs, || {
-        let image = NiftiImage::open(&nii_gz).unwrap();
-        std::hint::black_box(image.raw().bytes.len());
-    });
+    drop(image);
     let series = NiftiImage::open(&nii_gz).unwrap();
+    let mut nibabel = if full {
+        Nibabel::start(&nii, &nii_gz, &dir.path().join("nib_out.nii.gz"))
+    } else {
+        None
+    };
 
-    // Write .nii.gz at level 1 (parallel members) from the data in memory.
-    let write_gz = time_runs(sizes.runs, || {
-        let mut output =
-            OutputImage::create(&out, series.header(), &WriteOptions::default()).unwrap();
-        output.data_mut().copy_from_slice(series.raw().bytes);
-        output.finish().unwrap();
-    });
+    // Each operation alternates voxcalc and nibabel runs, so load from other processes on the
+    // machine affects both alike.
+    let mut ours = [0.0f64; 3];
+    let mut theirs: Option<[f64; 3]> = nibabel.as_ref().map(|_| [0.0; 3]);
+    for (op_idx, op) in ["read_nii", "read_gz", "write_gz"].into_iter().enumerate() {
+        let mut our_samples = Vec::new();
+        let mut their_samples = Vec::new();
+        for _ in 0..sizes.runs {
+            let start = Instant::now();
+            match op {
+                "read_nii" => {
+                    let image = NiftiImage::open(&nii).unwrap();
+                    assert_eq!(image.data_source(), DataSource::MappedFile);
+                    std::hint::black_box(image.raw().bytes.as_ptr());
+                }
+                "read_gz" => {
+                    let image = NiftiImage::open(&nii_gz).unwrap();
+                    std::hint::black_box(image.raw().bytes.len());
+                }
+                _ => {
+                    let mut output =
+                        OutputImage::create(&out, series.header(), &WriteOptions::default())
+                            .unwrap();
+                    output.data_mut().copy_from_slice(series.raw().bytes);
+                    output.finish().unwrap();
+                }
+            }
+            our_samples.push(start.elapsed().as_secs_f64());
+            if let Some(nib) = nibabel.as_mut() {
+                match nib.time(op) {
+                    Some(t) => their_samples.push(t),
+                    None => {
+                        eprintln!("the nibabel side stopped answering; timing voxcalc only");
+                        theirs = None;
+                    }
+                }
+            }
+        }
+        ours[op_idx] = median(our_samples);
+        if let Some(t) = theirs.as_mut() {
+            if !their_samples.is_empty() {
+                t[op_idx] = median(their_samples);
+            }
+        }
+    }
+    drop(nibabel);
+    let [_, read_gz, write_gz] = ours;
     let written = NiftiImage::open(&out).unwrap();
     assert_eq!(written.raw().bytes, series.raw().bytes, "round trip");
     let out_mb = std::fs::metadata(&out).unwrap().len() as f64 / 1e6;
 
-    let ours = [read_nii, read_gz, write_gz];
-    let theirs = if full {
-        nibabel_times(
-            &nii,
-            &nii_gz,
-            &dir.path().join("nib_out.nii.gz"),
-            sizes.runs,
-        )
-    } else {
-        None
+    let dims = |shape: &[usize]| {
+        shape
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join("x")
     };
     let names = [
-        "read 256^3 int16 .nii",
-        "read 91x109x91x200 int16 .nii.gz",
-        "write it as .nii.gz (level 1)",
+        format!("read {} int16 .nii", dims(&sizes.volume)),
+        format!("read {} int16 .nii.gz", dims(&sizes.series)),
+        "write it as .nii.gz (level 1)".to_string(),
     ];
     println!(
         "\n| operation | voxcalc (median s) | nibabel (median s) | nibabel / voxcalc |\n|---|---|---|---|"

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use memmap2::{MmapMut, MmapOptions};
+use memmap2::MmapMut;
 use rayon::prelude::*;
 use tempfile::NamedTempFile;
 use voxcalc_types::DType;
@@ -15,6 +15,7 @@ use voxcalc_types::DType;
 use crate::error::{ErrorKind, NiftiError, Result};
 use crate::header::{header_error, ByteOrder, Header};
 use crate::paths::{has_gz_suffix, output_files, ImageFiles};
+use crate::read::{anon_buffer, touch_pages};
 
 /// How to write an image.
 #[derive(Clone, Debug)]
@@ -111,7 +112,7 @@ impl OutputImage {
         header.scl_slope = 1.0;
         header.scl_inter = 0.0;
         header
-            .validate(path, u64::MAX)
+            .validate_for_write(path)
             .map_err(|e| NiftiError::new(ErrorKind::CannotWrite, path, e.to_string()))?;
         let data_len = header.data_bytes();
         let (data_target, data_gz) = match &files {
@@ -125,12 +126,11 @@ impl OutputImage {
             map[..prefix].copy_from_slice(&header_bytes[..prefix]);
             (map, Some(temp), prefix, true)
         } else if data_len as u64 <= options.memory_budget {
-            // Pre-faulted, so filling it does not fault every 4 KiB.
-            let map = MmapOptions::new()
-                .len(data_len)
-                .populate()
-                .map_anon()
+            let mut map = anon_buffer(data_len)
                 .map_err(|e| NiftiError::io(path, "cannot allocate the output buffer", e))?;
+            // Fault the pages in on all cores now rather than one by one while the caller fills
+            // the buffer.
+            map.par_chunks_mut(1 << 21).for_each(touch_pages);
             (map, None, 0, false)
         } else {
             let temp = temp_beside(&data_target)?;

@@ -244,3 +244,21 @@ fn scaling_makes_float64_values_like_nibabel() {
         "no + 0.0 when inter is 0, so -0 stays -0 as in nibabel"
     );
 }
+
+#[test]
+fn a_zero_dimensional_result_is_written_as_nibabel_writes_it() {
+    // nibabel writes np.array(5.0) as dim[0] = 0 followed by one element: 352 + 8 bytes.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scalar.nii");
+    let header = Header::fresh(NiftiVersion::Nifti1, &[], DType::F64, &AFFINE).unwrap();
+    let mut output = OutputImage::create(&path, &header, &WriteOptions::default()).unwrap();
+    output.data_mut().copy_from_slice(&5.0f64.to_ne_bytes());
+    output.finish().unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(bytes.len(), 360);
+    assert_eq!(i16::from_ne_bytes([bytes[40], bytes[41]]), 0);
+    assert_eq!(bytes[352..], 5.0f64.to_ne_bytes());
+    // Reading it back is refused, as the dim[0] = 0 header describes no volume.
+    let error = NiftiImage::open(&path).err().unwrap();
+    assert_eq!(error.field_name(), Some("dim[0]"));
+}

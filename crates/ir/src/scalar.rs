@@ -496,8 +496,8 @@ impl MathFn {
             MathFn::Sinh => x.sinh(),
             MathFn::Cosh => x.cosh(),
             MathFn::Tanh => x.tanh(),
-            MathFn::Arcsinh => x.asinh(),
-            MathFn::Arccosh => x.acosh(),
+            MathFn::Arcsinh => asinh_f64(x),
+            MathFn::Arccosh => acosh_f64(x),
             MathFn::Arctanh => x.atanh(),
             MathFn::Cbrt => x.cbrt(),
         }
@@ -522,11 +522,89 @@ impl MathFn {
             MathFn::Sinh => x.sinh(),
             MathFn::Cosh => x.cosh(),
             MathFn::Tanh => x.tanh(),
-            MathFn::Arcsinh => x.asinh(),
-            MathFn::Arccosh => x.acosh(),
+            MathFn::Arcsinh => asinh_f32(x),
+            MathFn::Arccosh => acosh_f32(x),
             MathFn::Arctanh => x.atanh(),
             MathFn::Cbrt => x.cbrt(),
         }
+    }
+}
+
+/// `asinh` with fdlibm's (and glibc's) argument reduction, so huge arguments stay finite
+/// (Rust's `f64::asinh` overflows in `x * x` for |x| near the maximum).
+pub fn asinh_f64(x: f64) -> f64 {
+    let ax = x.abs();
+    if !ax.is_finite() || ax < 2f64.powi(-28) {
+        // NaN, infinities, zeros and tiny values: asinh(x) == x to working precision.
+        return x;
+    }
+    let r = if ax > 2f64.powi(28) {
+        ax.ln() + std::f64::consts::LN_2
+    } else if ax > 2.0 {
+        (2.0 * ax + 1.0 / ((ax * ax + 1.0).sqrt() + ax)).ln()
+    } else {
+        let t = ax * ax;
+        (ax + t / (1.0 + (1.0 + t).sqrt())).ln_1p()
+    };
+    r.copysign(x)
+}
+
+/// `acosh` with fdlibm's argument reduction (finite for every finite argument >= 1).
+pub fn acosh_f64(x: f64) -> f64 {
+    if x.is_nan() {
+        return x;
+    }
+    if x < 1.0 {
+        return f64::NAN;
+    }
+    if x >= 2f64.powi(28) {
+        if x.is_infinite() {
+            return x;
+        }
+        x.ln() + std::f64::consts::LN_2
+    } else if x > 2.0 {
+        (2.0 * x - 1.0 / (x + (x * x - 1.0).sqrt())).ln()
+    } else {
+        let t = x - 1.0;
+        (t + (2.0 * t + t * t).sqrt()).ln_1p()
+    }
+}
+
+/// [`asinh_f64`] computed in float32.
+pub fn asinh_f32(x: f32) -> f32 {
+    let ax = x.abs();
+    if !ax.is_finite() || ax < 2f32.powi(-28) {
+        return x;
+    }
+    let r = if ax > 2f32.powi(28) {
+        ax.ln() + std::f32::consts::LN_2
+    } else if ax > 2.0 {
+        (2.0 * ax + 1.0 / ((ax * ax + 1.0).sqrt() + ax)).ln()
+    } else {
+        let t = ax * ax;
+        (ax + t / (1.0 + (1.0 + t).sqrt())).ln_1p()
+    };
+    r.copysign(x)
+}
+
+/// [`acosh_f64`] computed in float32.
+pub fn acosh_f32(x: f32) -> f32 {
+    if x.is_nan() {
+        return x;
+    }
+    if x < 1.0 {
+        return f32::NAN;
+    }
+    if x >= 2f32.powi(28) {
+        if x.is_infinite() {
+            return x;
+        }
+        x.ln() + std::f32::consts::LN_2
+    } else if x > 2.0 {
+        (2.0 * x - 1.0 / (x + (x * x - 1.0).sqrt())).ln()
+    } else {
+        let t = x - 1.0;
+        (t + (2.0 * t + t * t).sqrt()).ln_1p()
     }
 }
 

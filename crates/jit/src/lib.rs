@@ -22,7 +22,8 @@ use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, Linkage, Module};
-use voxcalc_ir::{check_run, Kernel, RunArgs, RunError};
+use voxcalc_ir::plan::Plan;
+use voxcalc_ir::{check_run, InputBuf, Kernel, RunArgs, RunError};
 
 /// A failure to compile a kernel (an invalid kernel, or a Cranelift error).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -215,5 +216,59 @@ impl CompiledKernel {
         let mut out = vec![0u8; n as usize * self.kernel.output_dtype().size()];
         self.run(args, &mut out, 0, n)?;
         Ok(out)
+    }
+}
+
+/// Every stage of a plan, compiled.
+#[derive(Debug)]
+pub struct CompiledPlan {
+    plan: Plan,
+    kernels: Vec<CompiledKernel>,
+}
+
+/// Compiles every stage of a plan (one JIT module per stage).
+pub fn compile_plan(plan: &Plan, options: CompileOptions) -> Result<CompiledPlan, JitError> {
+    let kernels = plan
+        .stages
+        .iter()
+        .map(|s| compile(&s.kernel, options))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(CompiledPlan {
+        plan: plan.clone(),
+        kernels,
+    })
+}
+
+impl CompiledPlan {
+    /// The plan this was compiled from.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The compiled kernel of each stage, in execution order.
+    pub fn kernels(&self) -> &[CompiledKernel] {
+        &self.kernels
+    }
+
+    /// Runs every stage on one thread, each over its whole domain, and returns the output
+    /// stage's buffer (dense, Fortran order). `images[i]` is image `i` of the checker's
+    /// environment. The runtime crate runs the same stages in blocks over threads.
+    pub fn execute(&self, images: &[InputBuf<'_>]) -> Result<Vec<u8>, RunError> {
+        voxcalc_ir::plan::execute(&self.plan, images, |i, args, out| {
+            let k = &self.kernels[i];
+            k.run(args, out, 0, k.kernel().n_voxels())
+        })
+    }
+
+    /// The plan, each stage's kernel IR and, when compiled with
+    /// [`CompileOptions::keep_clif`], each stage's Cranelift IR: what `voxcalc explain` prints.
+    pub fn explain(&self) -> String {
+        let mut s = self.plan.to_string();
+        for (i, k) in self.kernels.iter().enumerate() {
+            if let Some(clif) = k.clif() {
+                s.push_str(&format!("stage {i} Cranelift IR:\n{clif}"));
+            }
+        }
+        s
     }
 }

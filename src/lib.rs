@@ -11,3 +11,7 @@ pub use error::Error;
 pub use image::Image;
 pub use voxcalc_syntax::{Diagnostic, Severity};
 pub use voxcalc_types::DType;
+/// Region signals to voxels and back through a label atlas (nilearn's `signals_to_img_labels`
+/// and `img_to_signals_labels`): [`regions::LabelMap`], [`regions::Signals`], signals files.
+pub use voxcalc_regions as regions;
+pub use voxcalc_regions::{img_to_signals_labels, signals_to_img_labels};

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod info;
+mod regions;
 
 /// numpy-dialect formulas over NIfTI volumes, compiled to native code.
 ///
@@ -16,6 +17,7 @@ mod info;
 #[command(after_help = "Examples:
   voxcalc info examples/bold.nii.gz
   voxcalc eval 'np.mean(bold, axis=-1)' bold=examples/bold.nii.gz -o mean.nii.gz
+  voxcalc img-to-signals examples/bold.nii.gz --labels examples/atlas.nii.gz -o signals.tsv
 
 Run `voxcalc help COMMAND` for the options and examples of one command.")]
 struct Cli {
@@ -37,12 +39,48 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Write region signals back to voxels through a label atlas (nilearn's signals_to_img_labels).
+    ///
+    /// The regions are the sorted unique values of the label image (voxels outside --mask read as
+    /// the background) minus the --background label; column r of the signals fills every voxel of
+    /// the r-th region, every other voxel is 0. 1-D signals (one value per region) give a 3-D
+    /// image, 2-D signals (time points x regions) a 4-D image. The image has the signals' dtype
+    /// (nilearn copies the atlas datatype on save and so quantises float signals; voxcalc never
+    /// does), the atlas's header and affine. The signals must have exactly one column per
+    /// region; a .tsv/.csv header row must name the regions' labels.
+    #[command(name = "signals-to-img")]
+    #[command(after_help = "Examples:
+  voxcalc signals-to-img weights.npy --labels atlas.nii.gz -o weights.nii.gz
+  voxcalc signals-to-img timeseries.tsv --labels atlas.nii.gz --mask brain.nii.gz -o recon.nii.gz
+  voxcalc signals-to-img tvals.csv --labels atlas.nii --background -1 -o tmap.nii
+
+Signals files: .npy (1-D or 2-D; float32, float64, int8-int32, uint8-uint32, int64), .tsv/.csv
+(a header row of label values, then one row per time point), .txt (whitespace-separated, no
+header). Text files are read as float64.")]
+    SignalsToImg(regions::SignalsToImgArgs),
+    /// Extract region mean signals from a 4-D image through a label atlas (nilearn's
+    /// img_to_signals_labels).
+    ///
+    /// For every volume, the mean of each region's voxels (NaN and infinite voxels count as 0, as
+    /// in nilearn). The signals are time points x regions, float32 for a float32 image and
+    /// float64 otherwise; .tsv/.csv files start with a header row of the regions' labels.
+    #[command(name = "img-to-signals")]
+    #[command(after_help = "Examples:
+  voxcalc img-to-signals bold.nii.gz --labels atlas.nii.gz -o signals.tsv
+  voxcalc img-to-signals bold.nii.gz --labels atlas.nii.gz --mask brain.nii.gz -o signals.npy
+
+A round trip gives the signals back:
+  voxcalc signals-to-img signals.npy --labels atlas.nii.gz -o recon.nii.gz
+  voxcalc img-to-signals recon.nii.gz --labels atlas.nii.gz -o back.npy")]
+    ImgToSignals(regions::ImgToSignalsArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.command {
         Command::Info { paths } => info::run(&paths),
+        Command::SignalsToImg(args) => regions::signals_to_img(&args),
+        Command::ImgToSignals(args) => regions::img_to_signals(&args),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

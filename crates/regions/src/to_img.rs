@@ -1,0 +1,482 @@
+//! Signals to voxels: every voxel of the `r`-th region gets column `r` of the signals, every
+//! other voxel 0. Built in memory ([`LabelMap::signals_to_img`]) or streamed straight to a file
+//! ([`LabelMap::write_signals_img`]), volumes filled in parallel.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use rayon::prelude::*;
+use voxcalc_nifti::{
+    check_output_not_input, output_files, Affine, ByteOrder, ErrorKind, Header, ImageFiles,
+    NiftiError, NiftiImage, OutputImage, WriteOptions,
+};
+use voxcalc_types::DType;
+
+use crate::error::{RegionError, RegionErrorKind, Result};
+use crate::labels::{LabelMap, NO_REGION};
+use crate::signals::{Element, Order, Signals, Values};
+use crate::with_values;
+
+/// An image rebuilt from signals, in memory: the values in the signals' dtype, laid out in the
+/// requested order (Fortran order is NIfTI's; C order is numpy's default).
+#[derive(Clone, Debug)]
+pub struct RegionImage {
+    header: Header,
+    shape: Vec<usize>,
+    values: Values,
+    order: Order,
+}
+
+impl RegionImage {
+    /// The header that [`RegionImage::save`] writes: the label image's, with the signals' dtype,
+    /// the output shape, no scaling and `cal_min`/`cal_max` set to the data range.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The affine (the label image's).
+    pub fn affine(&self) -> Affine {
+        self.header.affine().unwrap_or_else(|_| self.header.sform())
+    }
+
+    /// `[X, Y, Z]` for 1-D signals, `[X, Y, Z, T]` for 2-D signals.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The dtype (the signals' dtype).
+    pub fn dtype(&self) -> DType {
+        self.values.dtype()
+    }
+
+    /// The values in [`RegionImage::order`].
+    pub fn values(&self) -> &Values {
+        &self.values
+    }
+
+    /// The memory order of [`RegionImage::values`].
+    pub fn order(&self) -> Order {
+        self.order
+    }
+
+    /// The value at voxel `(i, j, k)` and time point `t` (0 for a 3-D image), as f64.
+    pub fn get_f64(&self, voxel: [usize; 3], t: usize) -> f64 {
+        let [nx, ny, nz] = [self.shape[0], self.shape[1], self.shape[2]];
+        let n_times = self.shape.get(3).copied().unwrap_or(1);
+        let [i, j, k] = voxel;
+        let idx = match self.order {
+            Order::F => i + nx * (j + ny * (k + nz * t)),
+            Order::C => ((i * ny + j) * nz + k) * n_times + t,
+        };
+        self.values.get_f64(idx)
+    }
+
+    /// Writes the image (`.nii`, `.nii.gz`, `.hdr`/`.img`), atomically (a temp file beside the
+    /// target, renamed at the end).
+    pub fn save(&self, path: impl AsRef<Path>, options: &WriteOptions) -> Result<()> {
+        let path = path.as_ref();
+        let mut out = OutputImage::create(path, &self.header, options)?;
+        with_values!(&self.values, v => copy_to_fortran(v, &self.shape, self.order, out.data_mut()));
+        out.finish()?;
+        Ok(())
+    }
+}
+
+/// Copies `values` (laid out in `order`) into `data` in native byte order and Fortran order.
+fn copy_to_fortran<T: Element>(values: &[T], shape: &[usize], order: Order, data: &mut [u8]) {
+    let size = T::DTYPE.size();
+    let [nx, ny, nz] = [shape[0], shape[1], shape[2]];
+    let n_voxels = nx * ny * nz;
+    let n_times = shape.get(3).copied().unwrap_or(1);
+    if n_voxels == 0 {
+        return;
+    }
+    match order {
+        Order::F => data
+            .par_chunks_mut(size * 65536)
+            .zip(values.par_chunks(65536))
+            .for_each(|(dst, src)| {
+                for (d, s) in dst.chunks_exact_mut(size).zip(src) {
+                    s.write_ne(d);
+                }
+            }),
+        Order::C => data
+            .par_chunks_mut(size * n_voxels)
+            .enumerate()
+            .for_each(|(t, dst)| {
+                for (f, d) in dst.chunks_exact_mut(size).enumerate() {
+                    let (i, j, k) = (f % nx, (f / nx) % ny, f / (nx * ny));
+                    values[((i * ny + j) * nz + k) * n_times + t].write_ne(d);
+                }
+            }),
+    }
+}
+
+/// nilearn's `signals_to_img_labels(signals, labels_img, mask_img, background_label, order)`:
+/// the image whose voxels in the `r`-th label (sorted unique values of the masked label image
+/// minus the background) hold column `r` of `signals`, and 0 elsewhere. 1-D signals (`R`) give a
+/// 3-D image, 2-D signals (`T x R`) a 4-D image. The dtype is the signals' dtype (int64 becomes
+/// int32 when the values fit, as nilearn's `new_img_like` does); `order` is the memory order of
+/// the result.
+pub fn signals_to_img_labels(
+    signals: &Signals,
+    labels_img: &NiftiImage,
+    mask_img: Option<&NiftiImage>,
+    background_label: f64,
+    order: Order,
+) -> Result<RegionImage> {
+    let map = LabelMap::build(labels_img, mask_img, background_label)?;
+    map.signals_to_img(signals, order)
+}
+
+/// int64 signals become int32 when every value fits (nilearn's
+/// `_downcast_from_int64_if_possible`), so images stay readable by every NIfTI tool.
+fn downcast_int64(signals: &Signals) -> Option<Signals> {
+    let Values::I64(v) = signals.values() else {
+        return None;
+    };
+    let narrowed: Option<Vec<i32>> = v.iter().map(|&x| i32::try_from(x).ok()).collect();
+    Signals::new(Values::I32(narrowed?), signals.shape(), signals.order()).ok()
+}
+
+/// The layout of the output: shape and number of volumes.
+fn output_shape(map: &LabelMap, signals: &Signals) -> Vec<usize> {
+    let mut shape = map.shape().to_vec();
+    if signals.ndim() == 2 {
+        shape.push(signals.n_times());
+    }
+    shape
+}
+
+/// `(min, max)` of the output as nilearn's `new_img_like` sets `cal_min`/`cal_max`
+/// (`np.min`/`np.max`: NaN anywhere gives NaN): the signals' values, and 0 when some voxel is in
+/// no region.
+fn data_range(map: &LabelMap, signals: &Signals) -> (f64, f64) {
+    let n_values = signals.values().len();
+    if n_values == 0 || map.n_voxels() == 0 {
+        return (0.0, 0.0);
+    }
+    let mut min = f64::INFINITY;
+    let mut max = f64::NEG_INFINITY;
+    if map.n_region_voxels() < map.n_voxels() {
+        min = 0.0;
+        max = 0.0;
+    }
+    for idx in 0..n_values {
+        let value = signals.values().get_f64(idx);
+        if value.is_nan() {
+            return (f64::NAN, f64::NAN);
+        }
+        min = min.min(value);
+        max = max.max(value);
+    }
+    (min, max)
+}
+
+/// The signals as a C-order `T x R` table of `T` (row `t` = the values of time point `t`).
+fn rows_of<T: Element>(signals: &Signals, v: &[T]) -> Vec<T> {
+    let (n_times, n_regions) = (signals.n_times(), signals.n_regions());
+    let mut rows = Vec::with_capacity(n_times * n_regions);
+    for t in 0..n_times {
+        for r in 0..n_regions {
+            rows.push(v[signals.index(t, r)]);
+        }
+    }
+    rows
+}
+
+/// The signals as an `R x T` table (column `r` of the signals contiguous).
+fn columns_of<T: Element>(signals: &Signals, v: &[T]) -> Vec<T> {
+    let (n_times, n_regions) = (signals.n_times(), signals.n_regions());
+    let mut columns = Vec::with_capacity(n_times * n_regions);
+    for r in 0..n_regions {
+        for t in 0..n_times {
+            columns.push(v[signals.index(t, r)]);
+        }
+    }
+    columns
+}
+
+/// One piece of the output file: voxels `voxels` of volume `t`.
+#[derive(Clone, Debug)]
+struct Chunk {
+    t: usize,
+    start: usize,
+    end: usize,
+}
+
+/// Uncompressed bytes per streamed chunk (and gzip member).
+const CHUNK_BYTES: usize = 1 << 20;
+
+impl LabelMap {
+    /// The output header: the label image's header (codes, units, descrip, extensions kept, as
+    /// nilearn copies it), with the signals' dtype, the output shape, no scaling and
+    /// `cal_min`/`cal_max` = the data range.
+    fn output_header(&self, signals: &Signals) -> Result<Header> {
+        let shape = output_shape(self, signals);
+        Header::copied_for_output(
+            self.header(),
+            &shape,
+            signals.dtype(),
+            data_range(self, signals),
+        )
+        .map_err(|detail| {
+            RegionError::new(
+                RegionErrorKind::Signals,
+                format!("cannot build an image of these signals: {detail}"),
+            )
+        })
+    }
+
+    /// Checks the signals against the labels and narrows int64 signals that fit int32.
+    fn prepared(&self, signals: &Signals) -> Result<Option<Signals>> {
+        self.check_columns(signals.n_regions(), "the signals")?;
+        if Values::zeros(signals.dtype(), 0).is_none() {
+            return Err(RegionError::new(
+                RegionErrorKind::Signals,
+                format!("signals of dtype {} cannot be written", signals.dtype()),
+            ));
+        }
+        Ok(downcast_int64(signals))
+    }
+
+    /// Builds the image of `signals` in memory, laid out in `order` (see
+    /// [`signals_to_img_labels`]). Fails when the signals do not have one column per label.
+    pub fn signals_to_img(&self, signals: &Signals, order: Order) -> Result<RegionImage> {
+        let narrowed = self.prepared(signals)?;
+        let signals = narrowed.as_ref().unwrap_or(signals);
+        let header = self.output_header(signals)?;
+        let shape = output_shape(self, signals);
+        let n_voxels = self.n_voxels();
+        let n_times = signals.n_times();
+        let values = with_values!(signals.values(), v => Values::from(self.fill_typed(signals, v, order, n_voxels, n_times)));
+        Ok(RegionImage {
+            header,
+            shape,
+            values,
+            order,
+        })
+    }
+
+    fn fill_typed<T: Element>(
+        &self,
+        signals: &Signals,
+        v: &[T],
+        order: Order,
+        n_voxels: usize,
+        n_times: usize,
+    ) -> Vec<T> {
+        let mut out = vec![T::default(); n_voxels * n_times];
+        if n_voxels == 0 || n_times == 0 {
+            return out;
+        }
+        match order {
+            Order::F => {
+                let rows = rows_of(signals, v);
+                let n_regions = signals.n_regions();
+                out.par_chunks_mut(n_voxels)
+                    .enumerate()
+                    .for_each(|(t, volume)| {
+                        let row = &rows[t * n_regions..(t + 1) * n_regions];
+                        for run in self.runs() {
+                            volume[run.start..run.start + run.len].fill(row[run.region as usize]);
+                        }
+                    });
+            }
+            Order::C => {
+                // Column r of the signals, contiguous: the T values of every voxel of region r.
+                let columns = columns_of(signals, v);
+                let [nx, ny, nz] = self.shape();
+                let region_of = self.region_of();
+                out.par_chunks_mut(n_times)
+                    .enumerate()
+                    .for_each(|(c, dst)| {
+                        let (i, j, k) = (c / (ny * nz), (c / nz) % ny, c % nz);
+                        let region = region_of[i + nx * (j + ny * k)];
+                        if region != NO_REGION {
+                            let r = region as usize;
+                            dst.copy_from_slice(&columns[r * n_times..(r + 1) * n_times]);
+                        }
+                    });
+            }
+        }
+        out
+    }
+
+    /// Writes the image of `signals` to `path` without building it in memory: volumes are cut
+    /// into chunks that are filled (and, for `.gz`, compressed as independent gzip members) in
+    /// parallel and written in order to a temp file beside `path`, renamed at the end. Memory
+    /// stays at a few chunks per thread whatever the image size. `.hdr`/`.img` pairs go through
+    /// [`OutputImage`].
+    pub fn write_signals_img(
+        &self,
+        signals: &Signals,
+        path: impl AsRef<Path>,
+        options: &WriteOptions,
+    ) -> Result<()> {
+        let path = path.as_ref();
+        let mut inputs = vec![self.path()];
+        inputs.extend(self.mask_path());
+        check_output_not_input(path, &inputs)?;
+        let narrowed = self.prepared(signals)?;
+        let signals = narrowed.as_ref().unwrap_or(signals);
+        let header = self.output_header(signals)?;
+        with_values!(signals.values(), v => {
+            let rows = rows_of(signals, v);
+            self.write_rows(&rows, signals, header, path, options)
+        })
+    }
+
+    fn write_rows<T: Element>(
+        &self,
+        rows: &[T],
+        signals: &Signals,
+        header: Header,
+        path: &Path,
+        options: &WriteOptions,
+    ) -> Result<()> {
+        let n_voxels = self.n_voxels();
+        let n_regions = signals.n_regions();
+        let size = T::DTYPE.size();
+        let per_chunk = (CHUNK_BYTES / size).max(1);
+        let mut chunks = Vec::new();
+        for t in 0..signals.n_times() {
+            let mut start = 0;
+            while start < n_voxels {
+                let end = (start + per_chunk).min(n_voxels);
+                chunks.push(Chunk { t, start, end });
+                start = end;
+            }
+        }
+        let fill = |chunk: &Chunk, dst: &mut [u8]| {
+            let row = &rows[chunk.t * n_regions..(chunk.t + 1) * n_regions];
+            for run in &self.runs()[self.first_run_after(chunk.start)..] {
+                if run.start >= chunk.end {
+                    break;
+                }
+                let a = run.start.max(chunk.start) - chunk.start;
+                let b = (run.start + run.len).min(chunk.end) - chunk.start;
+                row[run.region as usize].fill_ne(&mut dst[a * size..b * size]);
+            }
+        };
+        match output_files(path)? {
+            ImageFiles::Single(target) => {
+                stream_single(&target, header, &chunks, size, &fill, options)
+            }
+            ImageFiles::Pair { .. } => {
+                let mut out = OutputImage::create(path, &header, options)?;
+                let mut rest = out.data_mut();
+                let mut pieces = Vec::with_capacity(chunks.len());
+                for chunk in &chunks {
+                    let (head, tail) = rest.split_at_mut((chunk.end - chunk.start) * size);
+                    pieces.push((chunk, head));
+                    rest = tail;
+                }
+                pieces
+                    .into_par_iter()
+                    .for_each(|(chunk, dst)| fill(chunk, dst));
+                out.finish()?;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// True when the file name ends in `.gz` (the output is then gzip-compressed).
+fn has_gz_suffix(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().to_ascii_lowercase().ends_with(".gz"))
+}
+
+/// A temp file in the directory of `target`, to be renamed onto it once complete.
+pub(crate) fn temp_beside(target: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    let dir = match target.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".voxcalc-").suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o644));
+    }
+    builder.tempfile_in(dir)
+}
+
+fn gzip_member(level: Compression, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut encoder = GzEncoder::new(Vec::with_capacity(bytes.len() / 4 + 64), level);
+    encoder.write_all(bytes)?;
+    encoder.finish()
+}
+
+/// Streams a single-file image (`.nii` or `.nii.gz`): the header, then the chunks, each filled
+/// by `fill` into a zeroed buffer (and compressed as its own gzip member for `.gz`) in parallel
+/// batches; a batch is written while the next one is produced.
+fn stream_single(
+    target: &Path,
+    mut header: Header,
+    chunks: &[Chunk],
+    size: usize,
+    fill: &(dyn Fn(&Chunk, &mut [u8]) + Sync),
+    options: &WriteOptions,
+) -> Result<()> {
+    header.byte_order = ByteOrder::native();
+    header.is_pair = false;
+    header.scl_slope = 1.0;
+    header.scl_inter = 0.0;
+    let cannot_write = |detail: String| NiftiError::new(ErrorKind::CannotWrite, target, detail);
+    let header_bytes = header.to_bytes(true).map_err(cannot_write)?;
+    header.vox_offset = header_bytes.len() as u64;
+    header
+        .validate(target, u64::MAX)
+        .map_err(|e| cannot_write(e.to_string()))?;
+    let gz = has_gz_suffix(target);
+    let level = Compression::new(options.compression_level.min(9));
+    let temp = temp_beside(target)
+        .map_err(|e| RegionError::io(target, "cannot create a temp file beside the output", e))?;
+    let write_error = |e: std::io::Error| RegionError::io(target, "cannot write", e);
+    let file: &File = temp.as_file();
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    if gz {
+        out.write_all(&gzip_member(level, &header_bytes).map_err(write_error)?)
+            .map_err(write_error)?;
+    } else {
+        out.write_all(&header_bytes).map_err(write_error)?;
+    }
+    let produce = |chunk: &Chunk| -> std::io::Result<Vec<u8>> {
+        let mut buffer = vec![0u8; (chunk.end - chunk.start) * size];
+        fill(chunk, &mut buffer);
+        if gz {
+            gzip_member(level, &buffer)
+        } else {
+            Ok(buffer)
+        }
+    };
+    let write_all = |out: &mut BufWriter<&File>, pieces: Vec<std::io::Result<Vec<u8>>>| {
+        for piece in pieces {
+            out.write_all(&piece?)?;
+        }
+        std::io::Result::Ok(())
+    };
+    let batch = (rayon::current_num_threads() * 4).max(2);
+    let mut pending = Vec::new();
+    for group in chunks.chunks(batch) {
+        let to_write = std::mem::take(&mut pending);
+        let (written, produced) = rayon::join(
+            || write_all(&mut out, to_write),
+            || group.par_iter().map(produce).collect::<Vec<_>>(),
+        );
+        written.map_err(write_error)?;
+        pending = produced;
+    }
+    write_all(&mut out, pending).map_err(write_error)?;
+    out.flush().map_err(write_error)?;
+    drop(out);
+    temp.persist(target)
+        .map_err(|e| RegionError::io(target, "cannot rename the temp file onto", e.error))?;
+    Ok(())
+}

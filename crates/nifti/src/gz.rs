@@ -46,14 +46,14 @@ impl<'a> GzSlice<'a> {
     /// Parses a member header at `pos` and moves past it.
     fn start_member(&mut self) -> io::Result<()> {
         let rest = &self.input[self.pos..];
-        if rest.len() < 10 {
-            return Err(truncated("gzip member header truncated"));
-        }
-        if rest[0] != 0x1f || rest[1] != 0x8b {
+        if !rest.starts_with(&[0x1f, 0x8b][..rest.len().min(2)]) {
             return Err(corrupt(format!(
                 "invalid gzip member header at byte {} (expected the magic bytes 1f 8b)",
                 self.pos
             )));
+        }
+        if rest.len() < 10 {
+            return Err(truncated("gzip member header truncated"));
         }
         if rest[2] != 8 {
             return Err(corrupt(format!(

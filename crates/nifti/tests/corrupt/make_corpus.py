@@ -125,6 +125,10 @@ case("gz_bad_crc", "gz_bad_crc.nii.gz", bytes(bad_crc), "Gzip")
 case("gz_hostile_size", "gz_hostile_size.nii.gz", gz(nifti1(dims=(2000, 2000, 2000)) + DATA),
      "Truncated", "dim")
 case("gz_bad_method", "gz_bad_method.nii.gz", b"\x1f\x8b\x07" + gz(GOOD)[3:], "Gzip")
+case("gz_vox_offset_past_end", "gz_vox_offset_past_end.nii.gz",
+     gz(nifti1(vox_offset=100000.0) + DATA), "Truncated", "vox_offset")
+case("gz_trailing_garbage", "gz_trailing_garbage.nii.gz", gz(GOOD) + b"garbage!", "Gzip")
+case("gz_control_padded", "gz_control_padded.nii.gz", gz(GOOD) + b"\0" * 64, "Ok")
 case("pair_missing_img", "pair_missing_img.hdr", nifti1(magic=b"ni1\0", vox_offset=0.0), "Io")
 case("not_a_nifti_name", "not_a_nifti_name.txt", GOOD, "BadPath")
 

@@ -17,7 +17,7 @@ pub enum ErrorKind {
     /// The magic string is not a NIfTI-1 or NIfTI-2 magic.
     BadMagic,
     /// A header field holds a value that cannot describe a volume (negative dims, `dim[0]` out of
-    /// range, non-integral vox_offset, non-finite intercept, ...).
+    /// range, a `vox_offset` inside the header, a non-finite intercept, ...).
     BadField,
     /// The dims multiply to more voxels or bytes than the address space or the size bound allows.
     TooLarge,

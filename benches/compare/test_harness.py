@@ -1,0 +1,153 @@
+"""Checks of the measuring instrument itself (seconds, no tool timings).
+
+Run: .venv/bin/python -m unittest benches/compare/test_harness.py
+"""
+
+import gzip
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import data  # noqa: E402
+import run  # noqa: E402
+import scenarios as sc  # noqa: E402
+
+
+class WriterTest(unittest.TestCase):
+    def test_nii_bytes_equal_nibabel(self):
+        """Our streamed writer produces the very bytes nibabel's own save does."""
+        for dtype, shape in ((np.int16, (5, 6, 7)), (np.float32, (4, 3, 2, 5)), (np.uint8, (3, 3, 3))):
+            rng = np.random.default_rng(0)
+            arr = (rng.standard_normal(shape) * 100).astype(dtype)
+            affine = data._affine_bold(shape)
+            with tempfile.TemporaryDirectory() as tmp:
+                ref = Path(tmp) / "ref.nii"
+                nib.save(nib.Nifti1Image(arr, affine), ref)
+                mine = Path(tmp) / "mine.nii"
+                volumes = [arr] if arr.ndim == 3 else [arr[..., t] for t in range(shape[3])]
+                data.write_series(mine, shape, dtype, affine, volumes)
+                self.assertEqual(ref.read_bytes(), mine.read_bytes(), f"{dtype} {shape}")
+                mine_gz = Path(tmp) / "mine.nii.gz"
+                data.write_series(mine_gz, shape, dtype, affine, volumes)
+                self.assertEqual(gzip.decompress(mine_gz.read_bytes()), ref.read_bytes())
+
+    def test_wrong_volume_count_is_an_error(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "x.nii"
+            with self.assertRaises(RuntimeError):
+                data.write_series(path, (2, 2, 2, 3), np.int16, np.eye(4), [np.zeros((2, 2, 2))])
+            self.assertFalse(path.exists())
+
+    def test_generation_is_deterministic(self):
+        with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
+            data.ensure_inputs(Path(a), "small", log=lambda _: None)
+            data.ensure_inputs(Path(b), "small", log=lambda _: None)
+            names = sorted(p.name for p in (Path(a) / "small").iterdir())
+            self.assertIn("bold.nii.gz", names)
+            for name in names:
+                self.assertEqual(
+                    (Path(a) / "small" / name).read_bytes(),
+                    (Path(b) / "small" / name).read_bytes(),
+                    name,
+                )
+
+
+class CompareTest(unittest.TestCase):
+    def _pair(self, ref, out, ref_dtype=None):
+        tmp = tempfile.mkdtemp()
+        ref_path, out_path = Path(tmp) / "ref.nii", Path(tmp) / "out.nii"
+        ref_img = nib.Nifti1Image(ref, np.eye(4))
+        if ref_dtype is not None:
+            ref_img.set_data_dtype(ref_dtype)
+        ref_img.to_filename(ref_path)
+        nib.Nifti1Image(out, np.eye(4)).to_filename(out_path)
+        return run.compare_outputs(ref_path, out_path)
+
+    def test_equal_and_float32_rounding_agree(self):
+        ref = np.random.default_rng(1).standard_normal((4, 5, 6)) * 50
+        self.assertEqual(self._pair(ref, ref.copy()).state, "ok")
+        self.assertEqual(self._pair(ref, ref.astype(np.float32)).state, "ok")
+
+    def test_small_relative_error_is_a_mismatch(self):
+        ref = np.random.default_rng(1).uniform(1, 2, (4, 5, 6))
+        out = ref.copy()
+        out[1, 2, 3] *= 1.001
+        status = self._pair(ref, out)
+        self.assertEqual(status.state, "mismatch")
+        self.assertIn("1 values", status.detail)
+
+    def test_ddof_difference_is_a_mismatch(self):
+        """niimath's -Tstd without the ddof factor must not pass as numpy's np.std."""
+        bold = np.random.default_rng(2).normal(800, 10, (3, 3, 3, 200))
+        status = self._pair(np.std(bold, axis=-1), np.std(bold, axis=-1, ddof=1))
+        self.assertEqual(status.state, "mismatch")
+
+    def test_shape_difference_is_a_mismatch(self):
+        status = self._pair(np.zeros((4, 5, 6)), np.zeros((4, 5, 6, 1)))
+        self.assertEqual(status.state, "mismatch")
+        self.assertIn("shape", status.detail)
+
+    def test_nan_and_inf_must_match(self):
+        ref = np.array([[[np.nan, np.inf, 1.0]]])
+        self.assertEqual(self._pair(ref, ref.copy()).state, "ok")
+        self.assertEqual(self._pair(ref, np.array([[[0.0, np.inf, 1.0]]])).state, "mismatch")
+
+    def test_quantised_reference_allows_half_a_step(self):
+        """nilearn writes S6 in the atlas's int16 with scaling; its rounding is not a mismatch."""
+        ref = np.linspace(-1.0, 1.0, 60).reshape(3, 4, 5)
+        self.assertEqual(self._pair(ref, ref, ref_dtype=np.int16).state, "ok")
+
+
+class MeasureTest(unittest.TestCase):
+    def test_peak_rss_is_the_tool_s_not_the_harness_s(self):
+        ballast = np.ones(400 * 2**20 // 8)  # 400 MB resident in this process
+        ballast[::512] = 2.0
+        with tempfile.TemporaryDirectory() as tmp:
+            wall, rss_kb, rc, _ = run.measure([["true"]], {"PATH": "/usr/bin:/bin"}, Path(tmp), 60)
+            self.assertEqual(rc, 0)
+            self.assertLess(rss_kb, 50 * 1024)
+            self.assertGreater(wall, 0)
+            big = [sys.executable, "-c", "import numpy as np; a = np.ones(200 * 2**20 // 8)"]
+            _, rss_kb, rc, _ = run.measure([big], {}, Path(tmp), 60)
+            self.assertEqual(rc, 0)
+            self.assertGreater(rss_kb, 200 * 1024)
+            self.assertLess(rss_kb, 350 * 1024)
+        del ballast
+
+    def test_chain_stops_at_first_failure(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            _, _, rc, tail = run.measure(
+                [["false"], ["true"]], {"PATH": "/usr/bin:/bin"}, Path(tmp), 60
+            )
+            self.assertEqual(rc, 1)
+
+
+class ScenarioTest(unittest.TestCase):
+    def test_niimath_std_factor_turns_ddof1_into_ddof0(self):
+        x = np.random.default_rng(3).standard_normal(20)
+        factor = sc.std_ddof0_factor(20)
+        self.assertAlmostEqual(np.std(x, ddof=1) * factor, np.std(x), places=12)
+
+    def test_every_main_scenario_has_nilearn_semantics(self):
+        inputs = data.Inputs(root=Path("/nonexistent"), sizes=data.SCALES["small"])
+        scens = sc.main_scenarios(inputs)
+        ids = [s.id for s in scens]
+        self.assertEqual(len(ids), len(set(ids)))
+        for family in ("S1", "S2", "S3", "S4", "S5", "S6"):
+            self.assertTrue(any(i.startswith(family + ".") for i in ids), family)
+        for s in scens:
+            if s.kind == "formula":
+                cmd = sc.voxcalc_command(s, "voxcalc", "out")
+                self.assertEqual(cmd[:3], ["voxcalc", "eval", s.formula])
+                self.assertEqual(cmd[-2:], ["-o", "out"])
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,7 +1,7 @@
 """nibabel side of benches/nifti_io.rs: times the same operations on the same files.
 
 Usage: python nifti_io.py VOLUME.nii SERIES.nii.gz OUT.nii.gz
-Then reads one command per line on stdin (read_nii, read_gz, write_gz) and answers each with the
+Then reads one command per line on stdin (read_nii, read_gz, write_gz, read PATH) and answers each with the
 seconds it took, so that the Rust side can alternate voxcalc and nibabel runs (the machine's load
 then affects both alike). The data for write_gz are loaded once, untimed.
 """
@@ -30,8 +30,10 @@ def main():
 
     ops = {"read_nii": read_nii, "read_gz": read_gz, "write_gz": write_gz}
     for line in sys.stdin:
-        command = line.strip()
-        if command not in ops:
+        command, _, argument = line.strip().partition(" ")
+        if command == "read":
+            ops["read"] = lambda path=argument: np.asanyarray(nib.load(path).dataobj)
+        elif command not in ops:
             break
         if command == "write_gz" and not source:
             source["img"] = nib.load(nii_gz)

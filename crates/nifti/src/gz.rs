@@ -153,3 +153,140 @@ impl Read for GzSlice<'_> {
         }
     }
 }
+
+/// The `FEXTRA` subfield voxcalc writes in each gzip member: `V`, `C`, length 4, then the whole
+/// member's size in bytes (u32, little-endian), as BGZF does with its `BC` subfield. Readers that
+/// do not know it skip it (RFC 1952); voxcalc uses it to find member boundaries without inflating
+/// and so inflate members in parallel.
+const INDEX_SUBFIELD: [u8; 2] = *b"VC";
+/// Header length of a member written by [`gzip_member`]: 10 fixed bytes, XLEN, one subfield.
+const INDEXED_HEADER_LEN: usize = 10 + 2 + 4 + 4;
+/// Members larger than this (uncompressed) are not inflated in parallel (guards the header
+/// member's buffer against a hostile ISIZE).
+const MAX_INDEXED_MEMBER: usize = 64 << 20;
+
+/// Compresses `head` followed by `body` as one gzip member carrying the size subfield.
+pub(crate) fn gzip_member(
+    head: &[u8],
+    body: &[u8],
+    level: flate2::Compression,
+) -> io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(INDEXED_HEADER_LEN + (head.len() + body.len()) / 2 + 1024);
+    out.extend_from_slice(&[0x1f, 0x8b, 8, FEXTRA, 0, 0, 0, 0, 0, 255]);
+    out.extend_from_slice(&8u16.to_le_bytes());
+    out.extend_from_slice(&INDEX_SUBFIELD);
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    let mut deflater = flate2::Compress::new(level, false);
+    deflate_into(&mut deflater, head, flate2::FlushCompress::None, &mut out)?;
+    deflate_into(&mut deflater, body, flate2::FlushCompress::Finish, &mut out)?;
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(head);
+    crc.update(body);
+    out.extend_from_slice(&crc.finalize().to_le_bytes());
+    out.extend_from_slice(&((head.len() + body.len()) as u32).to_le_bytes());
+    let size = u32::try_from(out.len())
+        .map_err(|_| io::Error::other("a gzip member exceeds 4 GiB; use smaller blocks"))?;
+    out[16..20].copy_from_slice(&size.to_le_bytes());
+    Ok(out)
+}
+
+fn deflate_into(
+    deflater: &mut flate2::Compress,
+    mut input: &[u8],
+    flush: flate2::FlushCompress,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    loop {
+        if out.capacity() - out.len() < 1024 {
+            out.reserve(out.capacity().max(1 << 16));
+        }
+        let before = deflater.total_in();
+        let status = deflater
+            .compress_vec(input, out, flush)
+            .map_err(io::Error::other)?;
+        input = &input[(deflater.total_in() - before) as usize..];
+        let finished = match flush {
+            flate2::FlushCompress::Finish => status == Status::StreamEnd,
+            _ => input.is_empty(),
+        };
+        if finished {
+            return Ok(());
+        }
+    }
+}
+
+/// One member of an indexed gzip file.
+pub(crate) struct Member {
+    /// Byte range of the raw deflate data in the compressed file.
+    pub deflate: std::ops::Range<usize>,
+    /// Decompressed length (from the trailer's ISIZE; checked when inflating).
+    pub out_len: usize,
+    /// CRC-32 from the trailer.
+    pub crc: u32,
+}
+
+/// Lists the members of a gzip file whose every member carries voxcalc's size subfield, or
+/// `None` (any other file, or anything inconsistent: the caller then streams it and reports
+/// errors from there).
+pub(crate) fn member_index(input: &[u8]) -> Option<Vec<Member>> {
+    let mut members = Vec::new();
+    let mut pos = 0usize;
+    while pos < input.len() {
+        let rest = &input[pos..];
+        if !members.is_empty() && rest.iter().all(|&b| b == 0) {
+            break;
+        }
+        let header = rest.get(..INDEXED_HEADER_LEN)?;
+        let xlen = u16::from_le_bytes([header[10], header[11]]);
+        if header[..4] != [0x1f, 0x8b, 8, FEXTRA]
+            || xlen != 8
+            || header[12..14] != INDEX_SUBFIELD
+            || header[14..16] != 4u16.to_le_bytes()
+        {
+            return None;
+        }
+        let size = u32::from_le_bytes([header[16], header[17], header[18], header[19]]) as usize;
+        if size < INDEXED_HEADER_LEN + 8 || size > rest.len() {
+            return None;
+        }
+        let trailer = &rest[size - 8..size];
+        let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+        let out_len = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]) as usize;
+        // deflate expands at most 1032:1, so a larger ISIZE is a lie (checked before anything
+        // is allocated for it).
+        let deflate_len = size - INDEXED_HEADER_LEN - 8;
+        if out_len > MAX_INDEXED_MEMBER || out_len > deflate_len * 1032 + 64 {
+            return None;
+        }
+        members.push(Member {
+            deflate: pos + INDEXED_HEADER_LEN..pos + size - 8,
+            out_len,
+            crc,
+        });
+        pos += size;
+    }
+    (!members.is_empty()).then_some(members)
+}
+
+/// Inflates one indexed member into `out` (exactly `member.out_len` bytes) and checks its CRC.
+pub(crate) fn inflate_member(input: &[u8], member: &Member, out: &mut [u8]) -> io::Result<()> {
+    let mut inflater = Decompress::new(false);
+    let status = inflater
+        .decompress(&input[member.deflate.clone()], out, FlushDecompress::Finish)
+        .map_err(|e| corrupt(format!("invalid deflate data: {e}")))?;
+    if status != Status::StreamEnd || inflater.total_out() != out.len() as u64 {
+        return Err(corrupt(format!(
+            "a gzip member at byte {} does not inflate to the {} bytes its trailer declares",
+            member.deflate.start,
+            out.len()
+        )));
+    }
+    if crc32fast::hash(out) != member.crc {
+        return Err(corrupt(format!(
+            "gzip CRC mismatch in the member at byte {}",
+            member.deflate.start
+        )));
+    }
+    Ok(())
+}

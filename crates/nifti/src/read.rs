@@ -7,6 +7,7 @@ use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use memmap2::{Advice, Mmap, MmapMut};
+use rayon::prelude::*;
 use voxcalc_types::DType;
 
 use crate::error::{ErrorKind, NiftiError, Result};
@@ -423,19 +424,7 @@ fn inflate_data(
         ));
     }
     let map_error = |e| NiftiError::io(path, "cannot allocate the data buffer", e);
-    let (mut map, file) = if n_bytes as u64 <= options.memory_budget {
-        (anon_buffer(n_bytes).map_err(map_error)?, None)
-    } else {
-        let dir = options.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
-        let file = tempfile::tempfile_in(&dir)
-            .map_err(|e| NiftiError::io(&dir, "cannot create a spill file", e))?;
-        file.set_len(n_bytes as u64)
-            .map_err(|e| NiftiError::io(&dir, "cannot size the spill file", e))?;
-        // SAFETY: an unnamed temp file that only this process can reach; it lives as long as
-        // the mapping (both are kept in `Storage::TempFile`).
-        let map = unsafe { MmapMut::map_mut(&file) }.map_err(map_error)?;
-        (map, Some(file))
-    };
+    let (mut map, file) = data_buffer(n_bytes, options, path)?;
     let got = fill_prefaulted(reader, &mut map[..n_bytes], path)?;
     if got < n_bytes {
         return Err(NiftiError::new(
@@ -446,13 +435,88 @@ fn inflate_data(
     }
     drain(reader, path)?;
     let map = map.make_read_only().map_err(map_error)?;
-    Ok(match file {
+    Ok(storage_of(map, file))
+}
+
+fn storage_of(map: Mmap, file: Option<File>) -> (Storage, DataSource) {
+    match file {
         None => (Storage::Map(map), DataSource::Decompressed),
         Some(file) => (
             Storage::TempFile { map, _file: file },
             DataSource::DecompressedToTempFile,
         ),
-    })
+    }
+}
+
+/// A writable buffer for `n_bytes` of decompressed data: anonymous memory within the budget,
+/// else a mapped unnamed temp file.
+fn data_buffer(
+    n_bytes: usize,
+    options: &ReadOptions,
+    path: &Path,
+) -> Result<(MmapMut, Option<File>)> {
+    let map_error = |e| NiftiError::io(path, "cannot allocate the data buffer", e);
+    if n_bytes as u64 <= options.memory_budget {
+        return Ok((anon_buffer(n_bytes).map_err(map_error)?, None));
+    }
+    let dir = options.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let file = tempfile::tempfile_in(&dir)
+        .map_err(|e| NiftiError::io(&dir, "cannot create a spill file", e))?;
+    file.set_len(n_bytes as u64)
+        .map_err(|e| NiftiError::io(&dir, "cannot size the spill file", e))?;
+    // SAFETY: an unnamed temp file that only this process can reach; it lives as long as the
+    // mapping (both are kept in `Storage::TempFile`).
+    let map = unsafe { MmapMut::map_mut(&file) }.map_err(map_error)?;
+    Ok((map, Some(file)))
+}
+
+/// Reads a gzip file written by voxcalc (every member indexed) by inflating its members in
+/// parallel. Returns `None` when the file is not such a file or does not add up (more data than
+/// the header declares, a header longer than the first member); the caller then streams it,
+/// which also produces the precise error for a damaged file.
+fn open_indexed_gz(
+    path: &Path,
+    compressed: &[u8],
+    options: &ReadOptions,
+) -> Option<Result<(Header, Storage, DataSource)>> {
+    let members = crate::gz::member_index(compressed)?;
+    let first = members.first()?;
+    let mut head = vec![0u8; first.out_len];
+    if crate::gz::inflate_member(compressed, first, &mut head).is_err() {
+        return None;
+    }
+    let mut header = Header::parse(&head, path, options.max_data_bytes).ok()?;
+    let vox_offset = usize::try_from(header.vox_offset).ok()?;
+    let header_size = header.version.header_size();
+    if header.is_pair || vox_offset > head.len() || header_size > vox_offset {
+        return None;
+    }
+    let n_bytes = header.data_bytes();
+    let total: u64 = members.iter().map(|m| m.out_len as u64).sum();
+    if total != (vox_offset + n_bytes) as u64 {
+        return None;
+    }
+    Some((|| {
+        header.parse_extensions(&head[header_size..vox_offset], path)?;
+        let (mut map, file) = data_buffer(n_bytes, options, path)?;
+        // Disjoint output slices, one per member (the first member's data part is copied).
+        let (first_part, mut rest) = map[..n_bytes].split_at_mut(head.len() - vox_offset);
+        first_part.copy_from_slice(&head[vox_offset..]);
+        let mut jobs = Vec::with_capacity(members.len() - 1);
+        for member in &members[1..] {
+            let (slice, tail) = std::mem::take(&mut rest).split_at_mut(member.out_len);
+            jobs.push((member, slice));
+            rest = tail;
+        }
+        jobs.into_par_iter()
+            .try_for_each(|(member, slice)| crate::gz::inflate_member(compressed, member, slice))
+            .map_err(|e| gz_error(path, e))?;
+        let map = map
+            .make_read_only()
+            .map_err(|e| NiftiError::io(path, "cannot allocate the data buffer", e))?;
+        let (storage, source) = storage_of(map, file);
+        Ok((header, storage, source))
+    })())
 }
 
 fn single_magic_required(header: &Header, path: &Path) -> Result<()> {
@@ -545,6 +609,10 @@ fn open_single_gz(path: &Path, file: File, options: &ReadOptions) -> Result<Nift
         .map_err(|e| NiftiError::io(path, "cannot stat", e))?
         .len();
     let compressed = map_compressed(&file, path)?;
+    if let Some(result) = open_indexed_gz(path, &compressed, options) {
+        let (header, storage, source) = result?;
+        return finish_image(path, header, storage, 0, source);
+    }
     let mut reader = GzSlice::new(&compressed);
     let block = read_header_block(&mut reader, path)?;
     let mut header = Header::parse(&block, path, options.max_data_bytes)?;

@@ -5,7 +5,6 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use flate2::write::GzEncoder;
 use flate2::Compression;
 use memmap2::MmapMut;
 use rayon::prelude::*;
@@ -13,6 +12,7 @@ use tempfile::NamedTempFile;
 use voxcalc_types::DType;
 
 use crate::error::{ErrorKind, NiftiError, Result};
+use crate::gz::gzip_member;
 use crate::header::{header_error, ByteOrder, Header};
 use crate::paths::{has_gz_suffix, output_files, ImageFiles};
 use crate::read::{anon_buffer, touch_pages};
@@ -24,7 +24,8 @@ pub struct WriteOptions {
     pub compression_level: u32,
     /// Uncompressed bytes per gzip member: each block is compressed independently, in
     /// parallel, and the members are concatenated (a valid multi-member gzip file that nibabel,
-    /// Python's gzip, zlib and FSL read).
+    /// Python's gzip, zlib and FSL read). Members record their size (a gzip extra subfield), so
+    /// voxcalc reads its own files back in parallel.
     pub gzip_block_size: usize,
     /// A `.gz` output's uncompressed data up to this size are buffered in memory; larger ones in
     /// a mapped temp file beside the target.
@@ -276,7 +277,8 @@ fn persist(temp: Option<NamedTempFile>, target: &Path) -> Result<()> {
 /// Compresses `prefix` followed by `data` as gzip members of `options.gzip_block_size`
 /// uncompressed bytes each (the first member carries the prefix), compressing in parallel
 /// batches and writing the members in order to `file`. A block size of `usize::MAX` gives one
-/// member, as nibabel writes.
+/// member, as nibabel writes. Each member records its size in a gzip extra subfield, so that
+/// voxcalc can inflate the members of its own files in parallel.
 fn write_gzip(
     file: &File,
     prefix: &[u8],
@@ -296,13 +298,7 @@ fn write_gzip(
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let batch = (rayon::current_num_threads() * 8).max(1);
     let write_error = |e: io::Error| NiftiError::io(target, "cannot write", e);
-    let compress = |(head, body): &(&[u8], &[u8])| {
-        let capacity = (head.len() + body.len()) / 2 + 64;
-        let mut encoder = GzEncoder::new(Vec::with_capacity(capacity), level);
-        encoder.write_all(head)?;
-        encoder.write_all(body)?;
-        encoder.finish()
-    };
+    let compress = |(head, body): &(&[u8], &[u8])| gzip_member(head, body, level);
     let write_members = |out: &mut BufWriter<&File>, members: Vec<io::Result<Vec<u8>>>| {
         for member in members {
             out.write_all(&member?)?;

@@ -262,3 +262,35 @@ fn a_zero_dimensional_result_is_written_as_nibabel_writes_it() {
     let error = NiftiImage::open(&path).err().unwrap();
     assert_eq!(error.field_name(), Some("dim[0]"));
 }
+
+#[test]
+fn damage_to_a_file_voxcalc_wrote_is_still_reported() {
+    // voxcalc's own .nii.gz files are inflated member by member in parallel; damage must give
+    // the same kinds of error as the streaming path.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.nii.gz");
+    let options = WriteOptions {
+        gzip_block_size: 4096,
+        ..WriteOptions::default()
+    };
+    write_i16(&path, &[32, 32, 16], 0, &options);
+    let good = std::fs::read(&path).unwrap();
+    let damaged = dir.path().join("damaged.nii.gz");
+    let open_damaged = |bytes: &[u8]| {
+        std::fs::write(&damaged, bytes).unwrap();
+        NiftiImage::open(&damaged).err().map(|e| e.kind())
+    };
+    let mut flipped = good.clone();
+    let middle = good.len() / 2;
+    flipped[middle] ^= 0x55;
+    assert_eq!(open_damaged(&flipped), Some(ErrorKind::Gzip));
+    assert_eq!(
+        open_damaged(&good[..good.len() - 100]),
+        Some(ErrorKind::Truncated)
+    );
+    let mut bad_crc = good.clone();
+    let last = good.len() - 8;
+    bad_crc[last] ^= 1;
+    assert_eq!(open_damaged(&bad_crc), Some(ErrorKind::Gzip));
+    assert_eq!(open_damaged(&good), None);
+}

@@ -587,26 +587,36 @@ pub fn lex(source: &str) -> Lexed {
                     ParseErrorKind::UnexpectedChar { ch },
                     char_range,
                 ));
-                let line_end = source[char_end..]
-                    .find(['\n', '\r'])
-                    .map_or(source.len(), |i| char_end + i);
+                // Work past this character is bounded by what it consumes, so that a formula
+                // full of stray characters still lexes in linear time.
+                let line_end = |from: usize| {
+                    source[from..]
+                        .find(['\n', '\r'])
+                        .map_or(source.len(), |i| from + i)
+                };
                 let (resume, token) = match ch {
                     // A line continuation or a control character: read on as if it were a
                     // space.
                     '\\' => (char_end, None),
                     c if c.is_control() => (char_end, None),
                     // A comment: the rest of the line is skipped.
-                    '#' => (line_end, None),
-                    // Typographic quotes: the quoted text is one invalid token, not names.
+                    '#' => (line_end(char_end), None),
+                    // Typographic quotes: the quoted text (up to the closing quote, or the end
+                    // of the line) is one invalid token, not names.
                     '\u{2018}' | '\u{201C}' => {
                         let close = if ch == '\u{2018}' {
                             '\u{2019}'
                         } else {
                             '\u{201D}'
                         };
-                        let end = source[char_end..line_end]
-                            .find(close)
-                            .map_or(char_end, |i| char_end + i + close.len_utf8());
+                        let end = source[char_end..]
+                            .find([close, '\n', '\r'])
+                            .map_or(source.len(), |i| char_end + i);
+                        let end = if source[end..].starts_with(close) {
+                            end + close.len_utf8()
+                        } else {
+                            end
+                        };
                         let range = range_of(span.start, end);
                         (
                             end,

@@ -1179,6 +1179,30 @@ mod tests {
     }
 
     #[test]
+    fn pathological_inputs_parse_in_linear_time() {
+        // Each is near the length limit; a quadratic step would take minutes here.
+        let n = MAX_FORMULA_LEN / 4;
+        let sources = [
+            "$".repeat(MAX_FORMULA_LEN),
+            "\u{2018}".repeat(MAX_FORMULA_LEN / 3),
+            "#\n".repeat(MAX_FORMULA_LEN / 2),
+            format!("f({})", "a ".repeat(n)),
+            format!("[{}]", "import ".repeat(n / 2)),
+            "'a' ".repeat(n),
+            "1e ".repeat(n),
+            ")".repeat(MAX_FORMULA_LEN),
+            "{".repeat(MAX_FORMULA_LEN),
+        ];
+        let started = std::time::Instant::now();
+        for source in &sources {
+            assert!(source.len() <= MAX_FORMULA_LEN);
+            let _ = parse(source);
+        }
+        let elapsed = started.elapsed();
+        assert!(elapsed.as_secs() < 20, "took {elapsed:?}");
+    }
+
+    #[test]
     fn deepest_accepted_formulas_parse_on_a_small_stack() {
         // The deepest accepted formulas of each shape must fit a 1 MiB stack in a debug build
         // (test threads get 2 MiB, main threads 8 MiB).

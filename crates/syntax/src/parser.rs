@@ -1,4 +1,5 @@
-//! The parser: tokens to an [`ast::Expr`](crate::ast::Expr), with Python 3's expression precedence.
+//! The parser: tokens to an [`ast::Expr`](crate::ast::Expr), with Python 3's expression
+//! precedence.
 //!
 //! A hand-written Pratt parser in the style of ruff's: it never gives up. An unexpected token
 //! records an error (a second error at the same offset is dropped, since it is almost always a

@@ -169,5 +169,11 @@ pub enum BoolOp {
     Or,
 }
 
+impl Ranged for Keyword {
+    fn range(&self) -> TextRange {
+        self.range
+    }
+}
+
 /// The compact S-expression form of a tree (see [`crate::pretty`]).
 pub use crate::pretty::pretty;

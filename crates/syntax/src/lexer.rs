@@ -13,7 +13,7 @@
 use logos::Logos;
 
 use crate::error::{NumberError, ParseError, ParseErrorKind};
-use crate::span::TextRange;
+use crate::span::{Ranged, TextRange};
 
 /// What a token is. Keywords and operators are their own kinds; names, numbers and strings
 /// carry no value (read it from the source with the token's range).
@@ -188,6 +188,12 @@ impl TokenKind {
 pub struct Token {
     pub kind: TokenKind,
     pub range: TextRange,
+}
+
+impl Ranged for Token {
+    fn range(&self) -> TextRange {
+        self.range
+    }
 }
 
 /// The lexer's output: the tokens (always ending with one [`TokenKind::Eof`]) and the lexical

@@ -40,6 +40,16 @@ impl Parse {
     pub fn diagnostics(&self) -> Vec<Diagnostic> {
         self.errors.iter().map(ParseError::to_diagnostic).collect()
     }
+
+    /// The tree if the formula is well formed, else every error (for callers that stop at the
+    /// first phase with errors).
+    pub fn into_result(self) -> Result<Expr, Vec<ParseError>> {
+        if self.errors.is_empty() {
+            Ok(self.expr)
+        } else {
+            Err(self.errors)
+        }
+    }
 }
 
 /// Parses one formula. Never panics and never fails: see [`Parse`].

@@ -446,3 +446,110 @@ impl From<ParseError> for Diagnostic {
         error.to_diagnostic()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One error of every kind.
+    fn one_of_each() -> Vec<ParseErrorKind> {
+        use ParseErrorKind::*;
+        let r = TextRange::new(0, 1);
+        vec![
+            FormulaTooLong {
+                len: 70_000,
+                max: 65_536,
+            },
+            UnexpectedChar { ch: '$' },
+            ExpectedExpression {
+                found: TokenKind::RParen,
+            },
+            Expected {
+                expected: "`)`",
+                found: TokenKind::Eof,
+                open: Some(r),
+            },
+            InvalidNumber(NumberError::FollowedByName),
+            UnsupportedNumberBase {
+                radix: 16,
+                value: Some(16),
+            },
+            IntegerTooLarge,
+            UnterminatedString { quote: '\'' },
+            InvalidEscape {
+                escape: "\\q".into(),
+            },
+            StringPrefix { prefix: "f".into() },
+            CStyleOperator { op: "&&" },
+            ReservedWord {
+                word: "import".into(),
+            },
+            Lambda,
+            AssignInsteadOfEq,
+            Walrus,
+            StarredArgument,
+            PositionalAfterKeyword { keyword: r },
+            DuplicateKeyword {
+                name: "axis".into(),
+                first: r,
+            },
+            BareTuple,
+            ExpectedEnd {
+                found: TokenKind::Name,
+            },
+            UnmatchedCloser {
+                delimiter: TokenKind::RParen,
+            },
+            EmptySubscript,
+            MisplacedNot,
+            DictOrSet,
+            Semicolon,
+            TooDeep { max: 200 },
+            EmptyFormula,
+        ]
+    }
+
+    #[test]
+    fn codes_are_distinct_and_messages_are_headlines() {
+        let kinds = one_of_each();
+        let mut codes: Vec<&str> = Vec::new();
+        for kind in kinds {
+            let error = ParseError::new(kind, TextRange::new(2, 3));
+            let diagnostic = error.to_diagnostic();
+            assert!(error.code().starts_with("E01") && error.code().len() == 5);
+            assert!(
+                !codes.contains(&error.code()),
+                "{} used twice",
+                error.code()
+            );
+            codes.push(error.code());
+            assert_eq!(diagnostic.code, error.code());
+            assert_eq!(diagnostic.primary.range, error.range);
+            assert!(!diagnostic.message.is_empty() && !diagnostic.message.ends_with('.'));
+            assert!(!diagnostic.primary.message.is_empty());
+        }
+        assert_eq!(codes.len(), 27);
+    }
+
+    #[test]
+    fn known_fixes_have_help() {
+        use ParseErrorKind::*;
+        let help = |kind: ParseErrorKind| {
+            ParseError::new(kind, TextRange::new(0, 1))
+                .to_diagnostic()
+                .help
+                .unwrap_or_default()
+        };
+        assert!(help(AssignInsteadOfEq).contains("use `==` to compare"));
+        assert!(help(CStyleOperator { op: "&&" }).contains("use `&`"));
+        assert!(help(CStyleOperator { op: "||" }).contains("use `|`"));
+        assert!(help(UnsupportedNumberBase {
+            radix: 16,
+            value: Some(16)
+        })
+        .contains("`16`"));
+        assert!(help(InvalidNumber(NumberError::FollowedByName)).contains("`3 * x`"));
+        assert!(help(BareTuple).contains("parentheses"));
+        assert!(help(UnexpectedChar { ch: '\u{2212}' }).contains("ASCII `-`"));
+    }
+}

@@ -2,7 +2,7 @@
 
 Usage: python nifti_io.py VOLUME.nii SERIES.nii.gz OUT.nii.gz
 Then reads one command per line on stdin (read_nii, read_gz, write_gz, read PATH) and answers each with the
-seconds it took, so that the Rust side can alternate voxcalc and nibabel runs (the machine's load
+wall-clock and CPU seconds it took, so that the Rust side can alternate voxcalc and nibabel runs (the machine's load
 then affects both alike). The data for write_gz are loaded once, untimed.
 """
 
@@ -38,9 +38,10 @@ def main():
         if command == "write_gz" and not source:
             source["img"] = nib.load(nii_gz)
             source["data"] = np.asanyarray(source["img"].dataobj)
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         ops[command]()
-        print(f"{time.perf_counter() - start:.6f}", flush=True)
+        wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
+        print(f"{wall:.6f} {cpu:.6f}", flush=True)
 
 
 if __name__ == "__main__":

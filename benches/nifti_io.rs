@@ -122,6 +122,24 @@ impl Drop for TempDir {
     }
 }
 
+/// CPU seconds (user + system, all threads) this process has used so far, from /proc; 0 where
+/// /proc is unavailable.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: Vec<f64> = after_name
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // The kernel reports USER_HZ ticks, 100 per second on Linux.
+    ticks.iter().sum::<f64>() / 100.0
+}
+
 fn median(mut samples: Vec<f64>) -> f64 {
     samples.sort_by(f64::total_cmp);
     samples[samples.len() / 2]
@@ -162,14 +180,15 @@ impl Nibabel {
         Some(Nibabel { child, stdout })
     }
 
-    /// Runs one operation in Python; returns its time in seconds.
-    fn time(&mut self, op: &str) -> Option<f64> {
+    /// Runs one operation in Python; returns its wall-clock and CPU time in seconds.
+    fn time(&mut self, op: &str) -> Option<(f64, f64)> {
         let stdin = self.child.stdin.as_mut()?;
         writeln!(stdin, "{op}").ok()?;
         stdin.flush().ok()?;
         let mut line = String::new();
         self.stdout.read_line(&mut line).ok()?;
-        line.trim().parse().ok()
+        let mut fields = line.split_whitespace().map(|f| f.parse::<f64>().ok());
+        Some((fields.next()??, fields.next()??))
     }
 }
 
@@ -186,7 +205,7 @@ fn main() {
         Sizes {
             volume: vec![256, 256, 256],
             series: vec![91, 109, 91, 200],
-            runs: 5,
+            runs: 3,
         }
     } else {
         Sizes {
@@ -229,16 +248,21 @@ fn main() {
     // Each operation alternates voxcalc and nibabel runs, so load from other processes on the
     // machine affects both alike.
     let mut ours = [0.0f64; 4];
+    let mut ours_cpu = [0.0f64; 4];
     let mut theirs: Option<[f64; 4]> = nibabel.as_ref().map(|_| [0.0; 4]);
+    let mut theirs_cpu = [0.0f64; 4];
     let read_out = format!("read {}", out.display());
     for (op_idx, op) in ["read_nii", "read_gz", "write_gz", read_out.as_str()]
         .into_iter()
         .enumerate()
     {
         let mut our_samples = Vec::new();
+        let mut our_cpu_samples = Vec::new();
         let mut their_samples = Vec::new();
+        let mut their_cpu_samples = Vec::new();
         for _ in 0..sizes.runs {
             let start = Instant::now();
+            let start_cpu = cpu_seconds();
             match op {
                 "read_nii" => {
                     let image = NiftiImage::open(&nii).unwrap();
@@ -262,9 +286,13 @@ fn main() {
                 }
             }
             our_samples.push(start.elapsed().as_secs_f64());
+            our_cpu_samples.push(cpu_seconds() - start_cpu);
             if let Some(nib) = nibabel.as_mut() {
                 match nib.time(op) {
-                    Some(t) => their_samples.push(t),
+                    Some((wall, cpu)) => {
+                        their_samples.push(wall);
+                        their_cpu_samples.push(cpu);
+                    }
                     None => {
                         eprintln!("the nibabel side stopped answering; timing voxcalc only");
                         theirs = None;
@@ -273,9 +301,11 @@ fn main() {
             }
         }
         ours[op_idx] = median(our_samples);
+        ours_cpu[op_idx] = median(our_cpu_samples);
         if let Some(t) = theirs.as_mut() {
             if !their_samples.is_empty() {
                 t[op_idx] = median(their_samples);
+                theirs_cpu[op_idx] = median(their_cpu_samples);
             }
         }
     }
@@ -299,20 +329,37 @@ fn main() {
         "read that voxcalc-written .nii.gz".to_string(),
     ];
     println!(
-        "\n| operation | voxcalc (median s) | nibabel (median s) | nibabel / voxcalc |\n|---|---|---|---|"
+        "\n| operation | voxcalc wall s | nibabel wall s | wall ratio | voxcalc CPU s | nibabel CPU s |\n|---|---|---|---|---|---|"
     );
     for i in 0..4 {
         match theirs {
             Some(t) => println!(
-                "| {} | {:.4} | {:.4} | {:.1}x |",
+                "| {} | {:.4} | {:.4} | {:.1}x | {:.2} | {:.2} |",
                 names[i],
                 ours[i],
                 t[i],
-                t[i] / ours[i]
+                t[i] / ours[i],
+                ours_cpu[i],
+                theirs_cpu[i]
             ),
-            None => println!("| {} | {:.4} | - | - |", names[i], ours[i]),
+            None => println!(
+                "| {} | {:.4} | - | - | {:.2} | - |",
+                names[i], ours[i], ours_cpu[i]
+            ),
         }
     }
+    println!(
+        "(medians of {} alternating runs; ratio = nibabel / voxcalc; CPU counts all threads)",
+        sizes.runs
+    );
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "load average during the run: {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     println!(
         "\ngzip read {:.0} MB/s (voxcalc-written: {:.0} MB/s), write {:.0} MB/s ({:.0} MB out), {} cores",
         series_bytes as f64 / 1e6 / read_gz,

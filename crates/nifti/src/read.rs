@@ -401,6 +401,14 @@ fn drain(reader: &mut impl Read, path: &Path) -> Result<()> {
     }
 }
 
+/// The most bytes a gzip file of `compressed_len` bytes can inflate to (deflate's 1032:1 limit,
+/// plus slack for headers).
+fn max_inflated_len(compressed_len: u64) -> u64 {
+    compressed_len
+        .saturating_mul(MAX_DEFLATE_RATIO)
+        .saturating_add(1 << 20)
+}
+
 /// Inflates exactly `n_bytes` of data from `reader` into memory or a temp file.
 fn inflate_data(
     reader: &mut impl Read,
@@ -409,10 +417,7 @@ fn inflate_data(
     compressed_len: u64,
     options: &ReadOptions,
 ) -> Result<(Storage, DataSource)> {
-    let bound = compressed_len
-        .saturating_mul(MAX_DEFLATE_RATIO)
-        .saturating_add(1 << 20);
-    if n_bytes as u64 > bound {
+    if n_bytes as u64 > max_inflated_len(compressed_len) {
         return Err(NiftiError::field(
             ErrorKind::Truncated,
             path,
@@ -619,6 +624,13 @@ fn open_single_gz(path: &Path, file: File, options: &ReadOptions) -> Result<Nift
     single_magic_required(&header, path)?;
     let header_size = header.version.header_size() as u64;
     let ext_len = header.vox_offset - header_size;
+    if ext_len > max_inflated_len(compressed.len() as u64) {
+        return Err(vox_offset_past_end(
+            path,
+            header.vox_offset,
+            max_inflated_len(compressed.len() as u64),
+        ));
+    }
     let ext = read_up_to(&mut reader, ext_len, path)?;
     if (ext.len() as u64) < ext_len {
         return Err(vox_offset_past_end(

@@ -127,6 +127,8 @@ case("gz_hostile_size", "gz_hostile_size.nii.gz", gz(nifti1(dims=(2000, 2000, 20
 case("gz_bad_method", "gz_bad_method.nii.gz", b"\x1f\x8b\x07" + gz(GOOD)[3:], "Gzip")
 case("gz_vox_offset_past_end", "gz_vox_offset_past_end.nii.gz",
      gz(nifti1(vox_offset=100000.0) + DATA), "Truncated", "vox_offset")
+case("gz_n2_vox_offset_huge", "gz_n2_vox_offset_huge.nii.gz",
+     gz(nifti2(vox_offset=1 << 62) + DATA), "Truncated", "vox_offset")
 case("gz_trailing_garbage", "gz_trailing_garbage.nii.gz", gz(GOOD) + b"garbage!", "Gzip")
 case("gz_control_padded", "gz_control_padded.nii.gz", gz(GOOD) + b"\0" * 64, "Ok")
 case("pair_missing_img", "pair_missing_img.hdr", nifti1(magic=b"ni1\0", vox_offset=0.0), "Io")

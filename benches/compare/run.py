@@ -329,7 +329,7 @@ def run_scenario(scenario: sc.Scenario, ctx: Context, compute_only: bool) -> Res
     ref_path = None
     if "nilearn" in plans:
         cmds, out, tdir = plans["nilearn"]
-        wall, _, rc, tail = measure(cmds, ctx.base_env, tdir / "log", ctx.args.timeout)
+        _, _, rc, tail = measure(cmds, ctx.base_env, tdir / "log", ctx.args.timeout)
         if rc == 0 and out.exists():
             ref_path = work / f"reference.{scenario.fmt}"
             out.rename(ref_path)
@@ -340,7 +340,7 @@ def run_scenario(scenario: sc.Scenario, ctx: Context, compute_only: bool) -> Res
     for tool, (cmds, out, tdir) in list(plans.items()):
         if tool == "nilearn":
             continue
-        wall, _, rc, tail = measure(cmds, ctx.base_env, tdir / "log", ctx.args.timeout)
+        _, _, rc, tail = measure(cmds, ctx.base_env, tdir / "log", ctx.args.timeout)
         if rc != 0 or not out.exists():
             res.status[tool] = ToolStatus("failed", tail or "no output file")
             del plans[tool]
@@ -600,11 +600,12 @@ def report_main(results, ctx, machine, inputs, started) -> str:
     for r in results:
         for t in tools:
             st = r.status.get(t)
-            if st is None:
+            if st is None or st.state == "unavailable":
                 continue
             err = "" if st.max_rel is None else f"{st.max_rel:.2e}"
             rows.append([r.scenario.id, COLUMN[t], st.state, st.out_dtype, err, st.detail])
     lines += _table(["scenario", "tool", "agreement", "output dtype", "max rel", "note"], rows)
+    lines += _unavailable_lines(ctx)
     lines += ["", "## niimath chains", ""]
     for r in results:
         cmds = r.commands.get("niimath")
@@ -613,6 +614,14 @@ def report_main(results, ctx, machine, inputs, started) -> str:
             lines.append(f"- {r.scenario.id}: `{shown}`")
     lines += ["", "## Rerun", "", "```", rerun_command(args), "```", ""]
     return "\n".join(lines)
+
+
+def _unavailable_lines(ctx) -> list[str]:
+    if not ctx.unavailable:
+        return []
+    lines = ["", "## Tools not run", ""]
+    lines += [f"- {COLUMN[t]}: {reason}" for t, reason in ctx.unavailable.items()]
+    return lines
 
 
 def _short(arg: str) -> str:
@@ -627,6 +636,12 @@ def rerun_command(args) -> str:
     parts.append(f"--repeats {args.repeats}")
     if args.scaling:
         parts.append("--scaling")
+    if args.tools_given:
+        parts.append(f"--tools {','.join(args.tool_list)}")
+    if args.scenarios:
+        parts.append(f"--scenarios {args.scenarios}")
+    if args.no_compute_only:
+        parts.append("--no-compute-only")
     parts.append("--voxcalc target/release/voxcalc")
     return " ".join(parts)
 
@@ -732,7 +747,7 @@ def report_scaling(rows, ctx, machine, started) -> str:
     table_rows = []
     for series, size, res in rows:
         mb = sum(Path(p).stat().st_size for p in res.scenario.inputs.values()) / 1e6
-        row = [series, size, f"{mb:.0f}"]
+        row = [series, size, f"{mb:.0f}" if mb >= 10 else f"{mb:.2f}"]
         for t in tools:
             walls = res.walls.get(t)
             if walls:
@@ -750,6 +765,7 @@ def report_scaling(rows, ctx, machine, started) -> str:
                 notes.append(f"- {res.scenario.id}, {COLUMN[t]}: {st.state}: {st.detail}")
     if notes:
         lines += ["", "## Problems", ""] + notes
+    lines += _unavailable_lines(ctx)
     lines += ["", "## Rerun", "", "```", rerun_command(args), "```", ""]
     return "\n".join(lines)
 
@@ -787,6 +803,7 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if args.repeats < 1:
         p.error("--repeats must be at least 1")
+    args.tools_given = args.tools is not None
     if args.tools is None:
         args.tools = "voxcalc,nilearn" if args.scaling else ",".join(ALL_TOOLS)
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
@@ -833,7 +850,7 @@ def main(argv=None):
     for tool, reason in unavailable.items():
         log(f"{tool}: unavailable: {reason}")
 
-    floor_wall, floor_kb, _, _ = measure([["true"]], base_env, ctx.work / "floor", 60)
+    _, floor_kb, _, _ = measure([["true"]], base_env, ctx.work / "floor", 60)
     machine = machine_description(ctx, floor_kb or 0)
 
     if args.scaling:

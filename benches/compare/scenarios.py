@@ -7,7 +7,7 @@ nothing heavier than the standard library: a job's import time is part of what i
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 S1 = "img1 + img2"
 S2 = "np.where(mask > 0, np.log(np.abs(img1) + 1) * 2.5 - img2 / (img1 + 1.0), 0)"
@@ -44,7 +44,6 @@ class Scenario:
     n_volumes: int = 0
     # Whether this variant also gets compute-only timings (one variant per formula is enough).
     compute_only: bool = False
-    tags: dict = field(default_factory=dict)
 
     @property
     def output_name(self) -> str:
@@ -152,16 +151,17 @@ def niimath_commands(scenario: Scenario, niimath: str, out: str, tmp: str) -> li
                 "-sub", quotient, "-mas", ins["mask"], out,
             ],
         ]
-    factor = f"{std_ddof0_factor(scenario.n_volumes):.17g}"
     if chain == "S3":
         return [[niimath, ins["bold"], "-Tmean", out]]
     if chain == "S4":
+        factor = f"{std_ddof0_factor(scenario.n_volumes):.17g}"
         std = f"{tmp}/std.nii"
         return [
             [niimath, ins["bold"], "-Tstd", "-mul", factor, std],
             [niimath, ins["bold"], "-Tmean", "-div", std, out],
         ]
     if chain == "S5":
+        factor = f"{std_ddof0_factor(scenario.n_volumes):.17g}"
         mean = f"{tmp}/mean.nii"
         std = f"{tmp}/std.nii"
         return [

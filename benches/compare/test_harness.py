@@ -4,6 +4,8 @@ Run: .venv/bin/python -m unittest benches/compare/test_harness.py
 """
 
 import gzip
+import os
+import shutil
 import sys
 import tempfile
 import unittest
@@ -62,6 +64,7 @@ class WriterTest(unittest.TestCase):
 class CompareTest(unittest.TestCase):
     def _pair(self, ref, out, ref_dtype=None):
         tmp = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
         ref_path, out_path = Path(tmp) / "ref.nii", Path(tmp) / "out.nii"
         ref_img = nib.Nifti1Image(ref, np.eye(4))
         if ref_dtype is not None:
@@ -147,6 +150,79 @@ class ScenarioTest(unittest.TestCase):
                 cmd = sc.voxcalc_command(s, "voxcalc", "out")
                 self.assertEqual(cmd[:3], ["voxcalc", "eval", s.formula])
                 self.assertEqual(cmd[-2:], ["-o", "out"])
+
+
+# A stand-in with voxcalc's command-line interface, computing with numpy, to exercise the harness's
+# voxcalc path (probing, agreement check, timing, --timings parsing) before the real binary exists.
+# It is a test double: its numbers never reach a report.
+STANDIN = """#!{python}
+import sys
+import nibabel as nib
+import numpy as np
+
+args = sys.argv[1:]
+if args == ["--version"]:
+    print("voxcalc 0.0.0 (test stand-in)")
+    sys.exit(0)
+if not args or args[0] != "eval":
+    print("error: unrecognized subcommand", file=sys.stderr)
+    sys.exit(2)
+if "--help" in args:
+    print("Usage: voxcalc eval [--timings] FORMULA NAME=PATH... -o OUT")
+    sys.exit(0)
+out = args[args.index("-o") + 1]
+pairs = [a for a in args[2:] if "=" in a]
+images = dict(p.split("=", 1) for p in pairs)
+arrays = {{k: np.asanyarray(nib.load(v).dataobj) for k, v in images.items()}}
+result = eval(args[1], {{"np": np}}, arrays) + {offset}
+nib.Nifti1Image(result, nib.load(list(images.values())[-1]).affine).to_filename(out)
+if "--timings" in args:
+    print("parse 0.1 ms\\ncompute 1.5 ms\\nwrite 2 ms", file=sys.stderr)
+"""
+
+
+class StandInVoxcalcTest(unittest.TestCase):
+    def _run(self, offset):
+        tmp = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+        binary = tmp / "voxcalc"
+        binary.write_text(STANDIN.format(python=sys.executable, offset=offset))
+        binary.chmod(0o755)
+        args = run.parse_args(
+            ["--scale", "small", "--repeats", "2", "--tools", "voxcalc", "--voxcalc", str(binary)]
+        )
+        vox = run.probe_voxcalc(str(binary))
+        self.assertTrue(vox.has_eval and vox.eval_timings and not vox.has_signals)
+        ctx = run.Context(
+            args=args,
+            tools=args.tool_list,
+            niimath=None,
+            voxcalc=vox,
+            unavailable={},
+            base_env=dict(os.environ, NUMEXPR_NUM_THREADS="2"),
+            work=tmp / "runs",
+        )
+        inputs = data.ensure_inputs(tmp / "cache", "small", log=lambda _: None)
+        by_id = {s.id: s for s in sc.main_scenarios(inputs)}
+        return ctx, by_id
+
+    def test_agreeing_tool_is_timed_with_ratio_and_compute_only(self):
+        ctx, by_id = self._run(offset=0)
+        res = run.run_scenario(by_id["S1.nii"], ctx, compute_only=True)
+        self.assertEqual(res.status["voxcalc"].state, "ok")
+        self.assertEqual(len(res.walls["voxcalc"]), 2)
+        self.assertEqual(len(res.walls["nilearn"]), 2)
+        self.assertEqual(res.compute["voxcalc"], [0.0015, 0.0015])
+        self.assertIn("x)", run._cell_whole(res, "nilearn"))
+        s6 = run.run_scenario(by_id["S6.nii"], ctx, compute_only=False)
+        self.assertEqual(s6.status["voxcalc"].state, "n/a")
+
+    def test_disagreeing_tool_is_reported_and_not_timed(self):
+        ctx, by_id = self._run(offset=1)
+        res = run.run_scenario(by_id["S1.nii"], ctx, compute_only=False)
+        self.assertEqual(res.status["voxcalc"].state, "mismatch")
+        self.assertNotIn("voxcalc", res.walls)
+        self.assertEqual(run._cell_whole(res, "voxcalc"), "mismatch")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ fn rebuild(kernel: &Kernel, options: OptOptions) -> Kernel {
         scopes: vec![HashMap::new()],
         classes: HashMap::new(),
         class: Vec::new(),
+        loop_canon: HashMap::new(),
     };
     let body = rb.region(&kernel.body);
     let output = rb.map[kernel.output.index()].expect("the output is live");
@@ -105,6 +106,9 @@ struct Rebuild<'k> {
     classes: HashMap<String, u32>,
     /// The class of each new value.
     class: Vec<u32>,
+    /// A structural name for each reduction loop (nesting depth, position, length), so that
+    /// identical reductions over different loop ids compare equal.
+    loop_canon: HashMap<LoopId, String>,
 }
 
 impl Rebuild<'_> {
@@ -143,6 +147,11 @@ impl Rebuild<'_> {
             }
             InstKind::Reduce(r) => {
                 self.scopes.push(HashMap::new());
+                let depth = self.scopes.len();
+                for (pos, l) in r.loops.iter().enumerate() {
+                    let len = self.old.loops[l.index()].len;
+                    self.loop_canon.insert(*l, format!("L{depth}.{pos}:{len}"));
+                }
                 let body = self.region(&r.body);
                 self.scopes.pop();
                 InstKind::Reduce(Box::new(Reduce {
@@ -213,13 +222,19 @@ impl Rebuild<'_> {
     /// identical reductions in sibling regions share one class).
     fn key(&self, dtype: voxcalc_types::DType, kind: &InstKind) -> String {
         let class = |v: &ValueId| self.class[v.index()];
+        let canon = |l: &LoopId| {
+            self.loop_canon
+                .get(l)
+                .cloned()
+                .unwrap_or_else(|| l.to_string())
+        };
         match kind {
             InstKind::Reduce(r) => {
                 let body: Vec<u32> = r.body.iter().map(class).collect();
+                let loops: Vec<String> = r.loops.iter().map(canon).collect();
                 format!(
-                    "{dtype}:reduce {:?} {:?} {body:?} elem={} mask={:?}",
+                    "{dtype}:reduce {:?} {loops:?} {body:?} elem={} mask={:?}",
                     r.op,
-                    r.loops,
                     class(&r.elem),
                     r.mask.as_ref().map(class),
                 )
@@ -229,7 +244,18 @@ impl Rebuild<'_> {
                 let ops: Vec<u32> = operands(other).iter().map(class).collect();
                 let head = match other {
                     InstKind::Uniform(n) => format!("uniform {n}"),
-                    InstKind::Load(view) => format!("load {view}"),
+                    InstKind::Load(view) => {
+                        let v = &self.old.views[view.index()];
+                        let loops: Vec<(String, i64)> = v
+                            .loop_strides
+                            .iter()
+                            .map(|(l, st)| (canon(l), *st))
+                            .collect();
+                        format!(
+                            "load {} {} {:?} {loops:?}",
+                            v.input, v.offset, v.domain_strides
+                        )
+                    }
                     InstKind::Cast(_) => "cast".to_string(),
                     InstKind::Unary(op, _) => format!("{op:?}"),
                     InstKind::Binary(op, _, _) => format!("{op:?}"),

@@ -272,3 +272,18 @@ impl CompiledPlan {
         s
     }
 }
+
+/// What `voxcalc explain` prints for a checked formula: the typed tree, the plan with each
+/// stage's kernel IR, and each stage's Cranelift IR after Cranelift's optimisations.
+pub fn explain(
+    tree: &voxcalc_check::tir::Tree,
+    layouts: &[voxcalc_ir::plan::ImageLayout],
+) -> Result<String, JitError> {
+    let plan = voxcalc_ir::plan::plan(tree, layouts).map_err(|e| JitError(e.to_string()))?;
+    let compiled = compile_plan(&plan, CompileOptions { keep_clif: true })?;
+    Ok(format!(
+        "typed tree:\n{}\nplan:\n{}",
+        tree.to_text(),
+        compiled.explain()
+    ))
+}

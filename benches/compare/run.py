@@ -74,6 +74,8 @@ class Result:
     walls: dict = field(default_factory=dict)  # tool -> [seconds]
     rss_kb: dict = field(default_factory=dict)  # tool -> [kB]
     compute: dict = field(default_factory=dict)  # tool -> [seconds] or a reason string
+    # voxcalc's own phases from --timings: "compile", "compute", and "compute_1t" (--threads 1).
+    phases: dict = field(default_factory=dict)
     commands: dict = field(default_factory=dict)  # tool -> [argv, ...] of one job
 
 
@@ -87,6 +89,8 @@ class Voxcalc:
     has_signals: bool = False
     eval_timings: bool = False
     signals_timings: bool = False
+    eval_threads: bool = False
+    signals_threads: bool = False
     reason: str = ""
 
 
@@ -127,9 +131,11 @@ def probe_voxcalc(path: str | None) -> Voxcalc:
     rc, text = _help([path, "eval", "--help"])
     info.has_eval = rc == 0
     info.eval_timings = info.has_eval and "--timings" in text
+    info.eval_threads = info.has_eval and "--threads" in text
     rc, text = _help([path, "signals-to-img", "--help"])
     info.has_signals = rc == 0
     info.signals_timings = info.has_signals and "--timings" in text
+    info.signals_threads = info.has_signals and "--threads" in text
     if not (info.has_eval or info.has_signals):
         info.reason = f"{path} has neither `eval` nor `signals-to-img` yet"
     return info
@@ -294,7 +300,8 @@ def compare_outputs(ref_path: Path, out_path: Path) -> ToolStatus:
 @dataclass
 class Context:
     args: argparse.Namespace
-    tools: list
+    tools: list  # every tool that runs, nilearn always (it is the reference)
+    timed: list  # the tools asked for with --tools, which are timed and shown
     niimath: str | None
     voxcalc: Voxcalc
     unavailable: dict  # tool -> reason
@@ -358,7 +365,7 @@ def run_scenario(scenario: sc.Scenario, ctx: Context, compute_only: bool) -> Res
         ref_path.unlink()
 
     # Whole jobs, alternating tools run by run.
-    order = [t for t in ctx.tools if t in plans]
+    order = [t for t in ctx.timed if t in plans]
     for repeat in range(ctx.args.repeats):
         for tool in list(order):
             cmds, out, tdir = plans[tool]
@@ -377,17 +384,29 @@ def run_scenario(scenario: sc.Scenario, ctx: Context, compute_only: bool) -> Res
 
     if compute_only and scenario.compute_only:
         for tool in order:
-            res.compute[tool] = compute_only_times(tool, scenario, plans[tool], ctx)
+            res.compute[tool] = compute_only_times(tool, scenario, plans[tool], ctx, res.phases)
     shutil.rmtree(work, ignore_errors=True)
     return res
 
 
-_DURATION = re.compile(r"compute\D*?([0-9]+(?:\.[0-9]+)?(?:e-?[0-9]+)?)\s*(ns|us|µs|ms|s)\b", re.I)
+_DURATION = r"\D*?([0-9]+(?:\.[0-9]+)?(?:e-?[0-9]+)?)\s*(ns|us|µs|ms|s)\b"
 _UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0}
 
 
-def compute_only_times(tool, scenario, plan, ctx):
-    """Median-ready list of compute-only seconds, or a string saying why there is none."""
+def parse_phase(text: str, phase: str) -> float | None:
+    """Seconds of the first duration following the word `phase` (e.g. `compute 12.3 ms`)."""
+    match = re.search(rf"\b{phase}{_DURATION}", text, re.I)
+    if match is None:
+        return None
+    return float(match.group(1)) * _UNIT[match.group(2)]
+
+
+def compute_only_times(tool, scenario, plan, ctx, phases):
+    """Compute-only seconds (a list), or a string saying why there are none.
+
+    For voxcalc this also records, in `phases`, the compile durations its --timings prints and,
+    when it has --threads, the compute durations with one thread (issue 8's goal 5).
+    """
     repeats = ctx.args.repeats
     if tool in PYTHON_TOOLS:
         payload = dataclasses.asdict(scenario)
@@ -403,17 +422,26 @@ def compute_only_times(tool, scenario, plan, ctx):
         supported = vox.signals_timings if scenario.kind == "signals" else vox.eval_timings
         if not supported:
             return "no --timings option"
-        cmds, out, tdir = plan
-        cmd = sc.voxcalc_command(scenario, vox.path, str(out), extra=("--timings",))
-        times = []
-        for _ in range(repeats):
-            out.unlink(missing_ok=True)
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=ctx.base_env)
-            match = _DURATION.search(proc.stdout + "\n" + proc.stderr)
-            if proc.returncode != 0 or match is None:
-                return "--timings printed no `compute <duration>`"
-            times.append(float(match.group(1)) * _UNIT[match.group(2)])
-        return times
+        _, out, _ = plan
+        variants = [("compute", ("--timings",))]
+        threads_ok = vox.signals_threads if scenario.kind == "signals" else vox.eval_threads
+        if threads_ok:
+            variants.append(("compute_1t", ("--timings", "--threads", "1")))
+        for key, extra in variants:
+            cmd = sc.voxcalc_command(scenario, vox.path, str(out), extra=extra)
+            for _ in range(repeats):
+                out.unlink(missing_ok=True)
+                proc = subprocess.run(cmd, capture_output=True, text=True, env=ctx.base_env)
+                text = proc.stdout + "\n" + proc.stderr
+                seconds = parse_phase(text, "compute")
+                if proc.returncode != 0 or seconds is None:
+                    return "--timings printed no `compute <duration>`"
+                phases.setdefault(key, []).append(seconds)
+                compile_s = parse_phase(text, "compile")
+                if key == "compute" and compile_s is not None:
+                    phases.setdefault("compile", []).append(compile_s)
+        out.unlink(missing_ok=True)
+        return phases["compute"]
     return "n/a"
 
 
@@ -558,7 +586,7 @@ def report_main(results, ctx, machine, inputs, started) -> str:
     lines += ["## Machine", ""]
     lines += _table(["", ""], [[k, v] for k, v in machine])
     lines += ["", "## Inputs", ""] + inputs_description(inputs)
-    tools = ctx.tools
+    tools = ctx.timed
     lines += [
         "",
         f"## Whole jobs: load + compute + write, each a separate process (median of {args.repeats})",
@@ -587,6 +615,29 @@ def report_main(results, ctx, machine, inputs, started) -> str:
             "",
         ]
         lines += _table(["scenario"] + compute_tools, compute_rows)
+    phase_rows = []
+    for r in results:
+        ph = r.phases
+        if not ph:
+            continue
+        two, one = _median(ph.get("compute", [])), _median(ph.get("compute_1t", []))
+        speedup = f"{one / two:.2f}x" if one and two else "-"
+        phase_rows.append(
+            [r.scenario.id.split(".")[0], _fmt_s(_median(ph.get("compile", []))), _fmt_s(two),
+             _fmt_s(one), speedup]
+        )
+    if phase_rows:
+        lines += [
+            "",
+            "## voxcalc phases (from `--timings`, median)",
+            "",
+            "Kernel compile latency, compute with the default threads and with `--threads 1`.",
+            "",
+        ]
+        lines += _table(
+            ["scenario", "compile", "compute", "compute, 1 thread", "1 thread / default"],
+            phase_rows,
+        )
     lines += [
         "",
         "## Agreement with nilearn (checked before timing)",
@@ -598,7 +649,7 @@ def report_main(results, ctx, machine, inputs, started) -> str:
     ]
     rows = []
     for r in results:
-        for t in tools:
+        for t in ctx.tools:
             st = r.status.get(t)
             if st is None or st.state == "unavailable":
                 continue
@@ -637,7 +688,7 @@ def rerun_command(args) -> str:
     if args.scaling:
         parts.append("--scaling")
     if args.tools_given:
-        parts.append(f"--tools {','.join(args.tool_list)}")
+        parts.append(f"--tools {','.join(args.timed_tools)}")
     if args.scenarios:
         parts.append(f"--scenarios {args.scenarios}")
     if args.no_compute_only:
@@ -729,7 +780,7 @@ def scaling_scenarios(inputs: data.ScalingInputs, scale: str) -> list[tuple[str,
 
 def report_scaling(rows, ctx, machine, started) -> str:
     args = ctx.args
-    tools = ctx.tools
+    tools = ctx.timed
     lines = [f"# voxcalc scaling ({args.scale} scale, {started:%Y-%m-%d %H:%M} UTC)", ""]
     if args.scale != "full":
         lines += ["> **Small scale**: tests the harness; not a measurement.", ""]
@@ -784,8 +835,8 @@ def parse_args(argv):
     p.add_argument(
         "--tools",
         default=None,
-        help=f"comma-separated subset of {','.join(ALL_TOOLS)} (default: all; with --scaling:"
-        " voxcalc,nilearn); nilearn always runs once as the reference",
+        help=f"comma-separated subset of {','.join(ALL_TOOLS)} to time (default: all; with"
+        " --scaling: voxcalc,nilearn); nilearn always runs once as the reference",
     )
     p.add_argument(
         "--scenarios",
@@ -810,6 +861,7 @@ def parse_args(argv):
     unknown = [t for t in tools if t not in ALL_TOOLS]
     if unknown:
         p.error(f"unknown tool(s) {', '.join(unknown)}; choose from {', '.join(ALL_TOOLS)}")
+    args.timed_tools = [t for t in ALL_TOOLS if t in tools]
     args.tool_list = [t for t in ALL_TOOLS if t in tools or t == "nilearn"]
     return args
 
@@ -841,6 +893,7 @@ def main(argv=None):
     ctx = Context(
         args=args,
         tools=args.tool_list,
+        timed=args.timed_tools,
         niimath=niimath,
         voxcalc=vox,
         unavailable=unavailable,

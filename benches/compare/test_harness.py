@@ -168,7 +168,7 @@ if not args or args[0] != "eval":
     print("error: unrecognized subcommand", file=sys.stderr)
     sys.exit(2)
 if "--help" in args:
-    print("Usage: voxcalc eval [--timings] FORMULA NAME=PATH... -o OUT")
+    print("Usage: voxcalc eval [--timings] [--threads N] FORMULA NAME=PATH... -o OUT")
     sys.exit(0)
 out = args[args.index("-o") + 1]
 pairs = [a for a in args[2:] if "=" in a]
@@ -177,25 +177,27 @@ arrays = {{k: np.asanyarray(nib.load(v).dataobj) for k, v in images.items()}}
 result = eval(args[1], {{"np": np}}, arrays) + {offset}
 nib.Nifti1Image(result, nib.load(list(images.values())[-1]).affine).to_filename(out)
 if "--timings" in args:
-    print("parse 0.1 ms\\ncompute 1.5 ms\\nwrite 2 ms", file=sys.stderr)
+    compute = "3 ms" if "--threads" in args else "1.5 ms"
+    print(f"parse 0.1 ms\\ncompile 420 us\\ncompute {{compute}}\\nwrite 2 ms", file=sys.stderr)
 """
 
 
 class StandInVoxcalcTest(unittest.TestCase):
-    def _run(self, offset):
+    def _run(self, offset, tools):
         tmp = Path(tempfile.mkdtemp())
         self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
         binary = tmp / "voxcalc"
         binary.write_text(STANDIN.format(python=sys.executable, offset=offset))
         binary.chmod(0o755)
         args = run.parse_args(
-            ["--scale", "small", "--repeats", "2", "--tools", "voxcalc", "--voxcalc", str(binary)]
+            ["--scale", "small", "--repeats", "2", "--tools", tools, "--voxcalc", str(binary)]
         )
         vox = run.probe_voxcalc(str(binary))
         self.assertTrue(vox.has_eval and vox.eval_timings and not vox.has_signals)
         ctx = run.Context(
             args=args,
             tools=args.tool_list,
+            timed=args.timed_tools,
             niimath=None,
             voxcalc=vox,
             unavailable={},
@@ -207,20 +209,24 @@ class StandInVoxcalcTest(unittest.TestCase):
         return ctx, by_id
 
     def test_agreeing_tool_is_timed_with_ratio_and_compute_only(self):
-        ctx, by_id = self._run(offset=0)
+        ctx, by_id = self._run(offset=0, tools="voxcalc,nilearn")
         res = run.run_scenario(by_id["S1.nii"], ctx, compute_only=True)
         self.assertEqual(res.status["voxcalc"].state, "ok")
         self.assertEqual(len(res.walls["voxcalc"]), 2)
         self.assertEqual(len(res.walls["nilearn"]), 2)
         self.assertEqual(res.compute["voxcalc"], [0.0015, 0.0015])
+        self.assertEqual(res.phases["compute_1t"], [0.003, 0.003])
+        self.assertEqual(len(res.phases["compile"]), 2)
         self.assertIn("x)", run._cell_whole(res, "nilearn"))
         s6 = run.run_scenario(by_id["S6.nii"], ctx, compute_only=False)
         self.assertEqual(s6.status["voxcalc"].state, "n/a")
 
     def test_disagreeing_tool_is_reported_and_not_timed(self):
-        ctx, by_id = self._run(offset=1)
+        ctx, by_id = self._run(offset=1, tools="voxcalc")
         res = run.run_scenario(by_id["S1.nii"], ctx, compute_only=False)
         self.assertEqual(res.status["voxcalc"].state, "mismatch")
+        self.assertEqual(res.status["nilearn"].state, "reference")
+        self.assertEqual(res.walls, {}, "nilearn is only the reference when not asked for")
         self.assertNotIn("voxcalc", res.walls)
         self.assertEqual(run._cell_whole(res, "voxcalc"), "mismatch")
 

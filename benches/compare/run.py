@@ -357,6 +357,9 @@ def run_scenario(scenario: sc.Scenario, ctx: Context, compute_only: bool) -> Res
             del plans[tool]
             continue
         status = compare_outputs(ref_path, out)
+        ref_dtype = res.status["nilearn"].out_dtype
+        if status.state == "ok" and status.out_dtype != ref_dtype:
+            status.detail = f"writes {status.out_dtype} where nilearn writes {ref_dtype}"
         res.status[tool] = status
         out.unlink()
         if status.state != "ok":

@@ -575,6 +575,87 @@ def inputs_description(inputs) -> list[str]:
     ]
 
 
+# Issue 8's goals, checked from one run: (goal number, scenario id, what, other tool, threshold).
+# "time": other tool's median whole-job time / voxcalc's >= threshold.
+# "rss": voxcalc's peak RSS / other tool's <= threshold.
+# "compute": other tool's compute-only median / voxcalc's >= threshold (scenario family).
+# "compile": voxcalc's median kernel compile latency < threshold seconds.
+# "threads": voxcalc's 1-thread compute / default-thread compute >= threshold.
+GOALS = [
+    (1, "S2.nii", "time", "nilearn", 15.0),
+    (1, "S2.nii", "time", "niimath", 3.0),
+    (1, "S2", "compute", "numpy", 2.0),
+    (1, "S2", "compute", "numexpr", 2.0),
+    (2, "S3.nii.gz", "time", "niimath", 1.5),
+    (2, "S3.nii.gz", "rss", "niimath", 0.6),
+    (2, "S4.nii.gz", "time", "niimath", 1.5),
+    (2, "S4.nii.gz", "rss", "niimath", 0.6),
+    (2, "S3.nii", "time", "niimath", 5.0),
+    (2, "S4.nii", "time", "niimath", 5.0),
+    (3, "S5.nii", "time", "nilearn", 4.0),
+    (3, "S5.nii", "rss", "nilearn", 0.25),
+    (3, "S5.nii.gz", "time", "nilearn", 4.0),
+    (3, "S5.nii.gz", "rss", "nilearn", 0.25),
+    (3, "S5.nii.gz", "time", "niimath", 3.0),
+    (4, "S1.nii.gz", "time", "niimath", 2.0),
+    (4, "S6.nii", "time", "nilearn", 5.0),
+    (5, "S1", "compile", None, 1e-3),
+    (5, "S2", "compile", None, 1e-3),
+    (5, "S3", "compile", None, 1e-3),
+    (5, "S4", "compile", None, 1e-3),
+    (5, "S5", "compile", None, 1e-3),
+    (5, "S2", "threads", None, 1.3),
+]
+
+
+def goal_rows(results) -> list[list[str]]:
+    """One row per goal of issue 8: the target, what this run measured, and whether it is met."""
+    by_id = {r.scenario.id: r for r in results}
+    by_family = {}
+    for r in results:
+        if r.scenario.compute_only:
+            by_family[r.scenario.id.split(".")[0]] = r
+    rows = []
+    for number, sid, what, other, threshold in GOALS:
+        res = by_id.get(sid) or by_family.get(sid)
+        measured = None
+        if what == "time":
+            target = f"{COLUMN[other]} time / voxcalc time >= {threshold:g}"
+            if res and res.walls.get("voxcalc") and res.walls.get(other):
+                measured = _median(res.walls[other]) / _median(res.walls["voxcalc"])
+            ok = measured is not None and measured >= threshold
+            shown = f"{measured:.2f}x" if measured is not None else "-"
+        elif what == "rss":
+            target = f"voxcalc peak RSS / {COLUMN[other]} peak RSS <= {threshold:g}"
+            if res and res.rss_kb.get("voxcalc") and res.rss_kb.get(other):
+                measured = max(res.rss_kb["voxcalc"]) / max(res.rss_kb[other])
+            ok = measured is not None and measured <= threshold
+            shown = f"{measured:.2f}" if measured is not None else "-"
+        elif what == "compute":
+            target = f"{other} compute / voxcalc compute >= {threshold:g}"
+            mine = res.compute.get("voxcalc") if res else None
+            theirs = res.compute.get(other) if res else None
+            if isinstance(mine, list) and mine and isinstance(theirs, list) and theirs:
+                measured = _median(theirs) / _median(mine)
+            ok = measured is not None and measured >= threshold
+            shown = f"{measured:.2f}x" if measured is not None else "-"
+        elif what == "compile":
+            target = f"voxcalc kernel compile latency < {threshold * 1e3:g} ms"
+            if res and res.phases.get("compile"):
+                measured = _median(res.phases["compile"])
+            ok = measured is not None and measured < threshold
+            shown = _fmt_s(measured)
+        else:
+            target = f"voxcalc compute, 1 thread / default threads >= {threshold:g}"
+            if res and res.phases.get("compute_1t") and res.phases.get("compute"):
+                measured = _median(res.phases["compute_1t"]) / _median(res.phases["compute"])
+            ok = measured is not None and measured >= threshold
+            shown = f"{measured:.2f}x" if measured is not None else "-"
+        verdict = "not measured" if measured is None else ("met" if ok else "NOT met")
+        rows.append([str(number), sid, target, shown, verdict])
+    return rows
+
+
 def report_main(results, ctx, machine, inputs, started) -> str:
     args = ctx.args
     lines = [f"# voxcalc side by side ({args.scale} scale, {started:%Y-%m-%d %H:%M} UTC)", ""]
@@ -659,6 +740,14 @@ def report_main(results, ctx, machine, inputs, started) -> str:
             err = "" if st.max_rel is None else f"{st.max_rel:.2e}"
             rows.append([r.scenario.id, COLUMN[t], st.state, st.out_dtype, err, st.detail])
     lines += _table(["scenario", "tool", "agreement", "output dtype", "max rel", "note"], rows)
+    lines += [
+        "",
+        "## Issue 8's goals in this run",
+        "",
+        "Ratios from the tables above; `not measured` when a tool or timing is missing.",
+        "",
+    ]
+    lines += _table(["goal", "scenario", "target", "measured", "verdict"], goal_rows(results))
     lines += _unavailable_lines(ctx)
     lines += ["", "## niimath chains", ""]
     for r in results:

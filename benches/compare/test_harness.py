@@ -132,6 +132,27 @@ class MeasureTest(unittest.TestCase):
             self.assertEqual(rc, 1)
 
 
+class GoalTest(unittest.TestCase):
+    def test_goals_are_computed_from_the_medians(self):
+        inputs = data.Inputs(root=Path("/nonexistent"), sizes=data.SCALES["small"])
+        by_id = {s.id: s for s in sc.main_scenarios(inputs)}
+        s2 = run.Result(by_id["S2.nii"])
+        s2.walls = {"voxcalc": [0.1, 0.1, 0.5], "nilearn": [2.0, 1.0, 3.0], "niimath": [0.2, 0.2, 0.2]}
+        s2.rss_kb = {"voxcalc": [100], "nilearn": [1000], "niimath": [150]}
+        s2.compute = {"voxcalc": [0.01], "numpy": [0.05], "numexpr": "failed"}
+        s2.phases = {"compile": [0.0004, 0.002, 0.0005], "compute": [0.01], "compute_1t": [0.012]}
+        rows = {(r[1], r[2]): (r[3], r[4]) for r in run.goal_rows([s2])}
+        self.assertEqual(rows[("S2.nii", "nilearn time / voxcalc time >= 15")], ("20.00x", "met"))
+        self.assertEqual(rows[("S2.nii", "niimath time / voxcalc time >= 3")], ("2.00x", "NOT met"))
+        self.assertEqual(rows[("S2", "numpy compute / voxcalc compute >= 2")], ("5.00x", "met"))
+        self.assertEqual(rows[("S2", "numexpr compute / voxcalc compute >= 2")][1], "not measured")
+        self.assertEqual(rows[("S2", "voxcalc kernel compile latency < 1 ms")][1], "met")
+        self.assertEqual(
+            rows[("S2", "voxcalc compute, 1 thread / default threads >= 1.3")], ("1.20x", "NOT met")
+        )
+        self.assertEqual(rows[("S6.nii", "nilearn time / voxcalc time >= 5")][1], "not measured")
+
+
 class ScenarioTest(unittest.TestCase):
     def test_niimath_std_factor_turns_ddof1_into_ddof0(self):
         x = np.random.default_rng(3).standard_normal(20)

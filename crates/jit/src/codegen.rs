@@ -63,7 +63,15 @@ pub(crate) struct Translator<'a, 'b, M: Module> {
     pub module: &'a mut M,
     pub helper_sigs: &'a HashMap<String, (Vec<Abi>, Abi)>,
     funcs: HashMap<String, FuncRef>,
-    values: Vec<Option<Value>>,
+    /// Voxels computed side by side per iteration (independent dependency chains, so the
+    /// sequential accumulations of several voxels overlap in the pipeline).
+    lanes: usize,
+    /// The lane whose values `value` and `inst` currently read and write.
+    lane: usize,
+    /// The value of each kernel value, per lane.
+    values: Vec<Vec<Option<Value>>>,
+    /// Each lane's element address of each view at the current voxel.
+    lane_ptrs: Vec<Vec<Value>>,
     /// Current byte address of each view's element at the current voxel (loop offsets excluded).
     view_ptrs: Vec<Option<Variable>>,
     loop_vars: Vec<Option<Variable>>,
@@ -79,6 +87,7 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
         builder: FunctionBuilder<'b>,
         module: &'a mut M,
         helper_sigs: &'a HashMap<String, (Vec<Abi>, Abi)>,
+        lanes: usize,
     ) -> Self {
         let placeholder = Value::from_u32(0);
         Translator {
@@ -87,7 +96,10 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
             module,
             helper_sigs,
             funcs: HashMap::new(),
-            values: vec![None; kernel.insts.len()],
+            lanes,
+            lane: 0,
+            values: vec![vec![None; kernel.insts.len()]; lanes],
+            lane_ptrs: Vec::new(),
             view_ptrs: vec![None; kernel.views.len()],
             loop_vars: vec![None; kernel.loops.len()],
             input_bases: Vec::new(),
@@ -194,12 +206,51 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
             .brif(more, inner_body, &[], row_done, &[]);
 
         self.builder.switch_to_block(inner_body);
+        // Lane `l` computes voxel j + min(l, rem - 1): with fewer voxels left than lanes, the
+        // extra lanes repeat the last voxel and store the same bytes to the same place.
+        let j = self.builder.use_var(var_j);
+        let rem = self.builder.ins().isub(run_end, j);
+        let last = self.builder.ins().iadd_imm_s(rem, -1);
+        let mut lane_idx = Vec::with_capacity(self.lanes);
+        for lane in 0..self.lanes {
+            let l = self.builder.ins().iconst(types::I64, lane as i64);
+            lane_idx.push(self.builder.ins().umin(l, last));
+        }
+        self.lane_ptrs = vec![Vec::with_capacity(self.kernel.views.len()); self.lanes];
+        for view_idx in 0..self.kernel.views.len() {
+            let view = &self.kernel.views[view_idx];
+            let s0 = view.domain_strides.first().copied().unwrap_or(0);
+            let size = self.kernel.inputs[view.input.index()].dtype.size() as i64;
+            let var = self.view_ptrs[view_idx].expect("set up for the row");
+            let p = self.builder.use_var(var);
+            for (lane, &k) in lane_idx.iter().enumerate() {
+                let lp = if lane == 0 || s0 == 0 {
+                    p
+                } else {
+                    let off = self.builder.ins().imul_imm_s(k, s0 * size);
+                    self.builder.ins().iadd(p, off)
+                };
+                self.lane_ptrs[lane].push(lp);
+            }
+        }
         let body = self.kernel.body.clone();
         self.region(&body)?;
-        let out_v = self.value(self.kernel.output);
         let out_p = self.builder.use_var(var_out);
-        self.builder.ins().store(notrap(), out_v, out_p, 0);
-        let next_out = self.builder.ins().iadd_imm_s(out_p, out_size);
+        for (lane, &k) in lane_idx.iter().enumerate() {
+            self.lane = lane;
+            let out_v = self.value(self.kernel.output);
+            let p = if lane == 0 {
+                out_p
+            } else {
+                let off = self.builder.ins().imul_imm_s(k, out_size);
+                self.builder.ins().iadd(out_p, off)
+            };
+            self.builder.ins().store(notrap(), out_v, p, 0);
+        }
+        let lanes = self.builder.ins().iconst(types::I64, self.lanes as i64);
+        let step = self.builder.ins().umin(lanes, rem);
+        let out_step = self.builder.ins().imul_imm_s(step, out_size);
+        let next_out = self.builder.ins().iadd(out_p, out_step);
         self.builder.def_var(var_out, next_out);
         for view_idx in 0..self.kernel.views.len() {
             let view = &self.kernel.views[view_idx];
@@ -208,12 +259,12 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
                 let size = self.kernel.inputs[view.input.index()].dtype.size() as i64;
                 let var = self.view_ptrs[view_idx].expect("set up for the row");
                 let p = self.builder.use_var(var);
-                let p = self.builder.ins().iadd_imm_s(p, s0 * size);
+                let adv = self.builder.ins().imul_imm_s(step, s0 * size);
+                let p = self.builder.ins().iadd(p, adv);
                 self.builder.def_var(var, p);
             }
         }
-        let j = self.builder.use_var(var_j);
-        let j1 = self.builder.ins().iadd_imm_s(j, 1);
+        let j1 = self.builder.ins().iadd(j, step);
         self.builder.def_var(var_j, j1);
         self.builder.ins().jump(inner_head, &[]);
 
@@ -230,13 +281,27 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
     }
 
     fn value(&self, v: ValueId) -> Value {
-        self.values[v.index()].expect("validated kernels define values before their uses")
+        self.values[self.lane][v.index()]
+            .expect("validated kernels define values before their uses")
     }
 
+    /// Emits a region for every lane, instruction by instruction (a reduction once, with one
+    /// accumulator per lane).
     fn region(&mut self, region: &[ValueId]) -> Result<(), JitError> {
         for &v in region {
-            let value = self.inst(v)?;
-            self.values[v.index()] = Some(value);
+            if let InstKind::Reduce(r) = &self.kernel.inst(v).kind {
+                let dtype = self.kernel.dtype(v);
+                let results = self.reduce(v, r, dtype)?;
+                for (lane, value) in results.into_iter().enumerate() {
+                    self.values[lane][v.index()] = Some(value);
+                }
+                continue;
+            }
+            for lane in 0..self.lanes {
+                self.lane = lane;
+                let value = self.inst(v)?;
+                self.values[lane][v.index()] = Some(value);
+            }
         }
         Ok(())
     }
@@ -322,7 +387,9 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
                 let (c, x, y) = (self.value(*c), self.value(*a), self.value(*b));
                 self.builder.ins().select(c, x, y)
             }
-            InstKind::Reduce(r) => self.reduce(v, r, ty)?,
+            InstKind::Reduce(_) => {
+                return Err(JitError(format!("{v}: reductions are emitted by region")));
+            }
         })
     }
 
@@ -330,8 +397,7 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
         let view = &self.kernel.views[view_idx];
         let input = &self.kernel.inputs[view.input.index()];
         let size = input.dtype.size() as i64;
-        let var = self.view_ptrs[view_idx].expect("views are set up per row");
-        let mut p = self.builder.use_var(var);
+        let mut p = self.lane_ptrs[self.lane][view_idx];
         for &(l, s) in &view.loop_strides {
             let lv = self.loop_vars[l.index()]
                 .ok_or_else(|| JitError(format!("load uses {l} outside its loop")))?;
@@ -734,7 +800,9 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
         self.constant(s)
     }
 
-    fn reduce(&mut self, v: ValueId, r: &Reduce, result: DType) -> Result<Value, JitError> {
+    /// One reduction for every lane: one loop nest, one accumulator (and count, best index,
+    /// scratch region) per lane. Masks select rather than branch, so the lanes stay in step.
+    fn reduce(&mut self, v: ValueId, r: &Reduce, result: DType) -> Result<Vec<Value>, JitError> {
         let elem_dtype = self.kernel.dtype(r.elem);
         let elem_ty = clif_type(elem_dtype);
         let float_pairwise = matches!(
@@ -754,24 +822,39 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
             ReduceOp::Count | ReduceOp::Median | ReduceOp::Quantile { .. } => types::I64,
             _ => elem_ty,
         };
-        let init = self.reduce_init(r.op, elem_dtype);
-        let acc = self.builder.declare_var(acc_ty);
-        self.builder.def_var(acc, init);
-        // Included elements so far (all of them, or of the current run for pairwise sums).
-        let count = self.builder.declare_var(types::I64);
-        let zero = self.builder.ins().iconst(types::I64, 0);
-        self.builder.def_var(count, zero);
-        let best_idx = self.builder.declare_var(types::I64);
-        self.builder.def_var(best_idx, zero);
-        let scratch_base = if keeps {
-            let off = *self
+        let region_off = if keeps {
+            *self
                 .scratch_offsets
                 .get(&v)
-                .ok_or_else(|| JitError(format!("{v} has no scratch region")))?;
-            self.builder.ins().iadd_imm_s(self.scratch_ptr, off as i64)
+                .ok_or_else(|| JitError(format!("{v} has no scratch region")))? as i64
         } else {
-            zero
+            0
         };
+        let lane_stride = self.kernel.scratch_bytes() as i64;
+        let zero = self.builder.ins().iconst(types::I64, 0);
+        let mut acc = Vec::new();
+        let mut count = Vec::new();
+        let mut best_idx = Vec::new();
+        let mut scratch_base = Vec::new();
+        for lane in 0..self.lanes {
+            let init = self.reduce_init(r.op, elem_dtype);
+            let a = self.builder.declare_var(acc_ty);
+            self.builder.def_var(a, init);
+            acc.push(a);
+            let c = self.builder.declare_var(types::I64);
+            self.builder.def_var(c, zero);
+            count.push(c);
+            let bi = self.builder.declare_var(types::I64);
+            self.builder.def_var(bi, zero);
+            best_idx.push(bi);
+            scratch_base.push(if keeps {
+                self.builder
+                    .ins()
+                    .iadd_imm_s(self.scratch_ptr, lane as i64 * lane_stride + region_off)
+            } else {
+                zero
+            });
+        }
         let elem_size = elem_dtype.size() as i64;
 
         // Nested loops, outermost first.
@@ -797,89 +880,91 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
             exits.push((l, var, head, exit));
         }
 
-        // Innermost body: evaluate, then accumulate the element when included.
+        // Innermost body: evaluate every lane, then accumulate the included elements.
         self.region(&r.body)?;
-        let x = self.value(r.elem);
-        let skip = self.builder.create_block();
-        let accumulate = self.builder.create_block();
-        match r.mask {
-            Some(m) => {
-                let m = self.value(m);
-                self.builder.ins().brif(m, accumulate, &[], skip, &[]);
-            }
-            None => {
-                self.builder.ins().jump(accumulate, &[]);
-            }
-        }
-        self.builder.switch_to_block(accumulate);
-        let a = self.builder.use_var(acc);
-        let n = self.builder.use_var(count);
-        let next = match r.op {
-            _ if keeps => {
-                let off = self.builder.ins().imul_imm_s(n, elem_size);
-                let p = self.builder.ins().iadd(scratch_base, off);
-                self.builder.ins().store(notrap(), x, p, 0);
-                a
-            }
-            ReduceOp::Sum(_) => self.binary(BinaryOp::Add, a, x, elem_dtype)?,
-            ReduceOp::Prod => self.binary(BinaryOp::Mul, a, x, elem_dtype)?,
-            ReduceOp::Min => self.binary(BinaryOp::Min, a, x, elem_dtype)?,
-            ReduceOp::Max => self.binary(BinaryOp::Max, a, x, elem_dtype)?,
-            ReduceOp::FMin => self.binary(BinaryOp::FMin, a, x, elem_dtype)?,
-            ReduceOp::FMax => self.binary(BinaryOp::FMax, a, x, elem_dtype)?,
-            ReduceOp::Any | ReduceOp::All => {
-                let t = self.cast(x, elem_dtype, DType::Bool);
-                if r.op == ReduceOp::Any {
-                    self.builder.ins().bor(a, t)
-                } else {
-                    self.builder.ins().band(a, t)
+        for lane in 0..self.lanes {
+            self.lane = lane;
+            let x = self.value(r.elem);
+            let included = match r.mask {
+                Some(m) => self.value(m),
+                None => self.builder.ins().iconst(types::I8, 1),
+            };
+            let a = self.builder.use_var(acc[lane]);
+            let n = self.builder.use_var(count[lane]);
+            let combined = match r.op {
+                _ if keeps => {
+                    // Stored unconditionally at the next free slot; only an included element
+                    // advances the count, so an excluded one is overwritten.
+                    let off = self.builder.ins().imul_imm_s(n, elem_size);
+                    let p = self.builder.ins().iadd(scratch_base[lane], off);
+                    self.builder.ins().store(notrap(), x, p, 0);
+                    a
                 }
-            }
-            ReduceOp::ArgMin | ReduceOp::ArgMax => {
-                // better = !isnan(best) && (isnan(x) || x < best) (x > best for argmax).
-                let cmp = if r.op == ReduceOp::ArgMin {
-                    BinaryOp::Lt
-                } else {
-                    BinaryOp::Gt
-                };
-                let strictly = self.binary(cmp, x, a, elem_dtype)?;
-                let better = if elem_dtype.is_float() {
-                    let x_nan = self.builder.ins().fcmp(FloatCC::Unordered, x, x);
-                    let a_ord = self.builder.ins().fcmp(FloatCC::Ordered, a, a);
-                    let t = self.builder.ins().bor(x_nan, strictly);
-                    self.builder.ins().band(t, a_ord)
-                } else {
-                    strictly
-                };
-                let bi = self.builder.use_var(best_idx);
-                let nbi = self.builder.ins().select(better, n, bi);
-                self.builder.def_var(best_idx, nbi);
-                self.builder.ins().select(better, x, a)
-            }
-            ReduceOp::Count | ReduceOp::Median | ReduceOp::Quantile { .. } => a,
-        };
-        // The first included element replaces the start value outright (as the interpreter
-        // starts), so no identity can change a NaN payload or a signed zero.
-        let next = if matches!(
-            r.op,
-            ReduceOp::Prod
-                | ReduceOp::Min
-                | ReduceOp::Max
-                | ReduceOp::FMin
-                | ReduceOp::FMax
-                | ReduceOp::ArgMin
-                | ReduceOp::ArgMax
-        ) {
-            let first = self.builder.ins().icmp_imm_s(IntCC::Equal, n, 0);
-            self.builder.ins().select(first, x, next)
-        } else {
-            next
-        };
-        self.builder.def_var(acc, next);
-        let n1 = self.builder.ins().iadd_imm_s(n, 1);
-        self.builder.def_var(count, n1);
-        self.builder.ins().jump(skip, &[]);
-        self.builder.switch_to_block(skip);
+                ReduceOp::Sum(_) => self.binary(BinaryOp::Add, a, x, elem_dtype)?,
+                ReduceOp::Prod => self.binary(BinaryOp::Mul, a, x, elem_dtype)?,
+                ReduceOp::Min => self.binary(BinaryOp::Min, a, x, elem_dtype)?,
+                ReduceOp::Max => self.binary(BinaryOp::Max, a, x, elem_dtype)?,
+                ReduceOp::FMin => self.binary(BinaryOp::FMin, a, x, elem_dtype)?,
+                ReduceOp::FMax => self.binary(BinaryOp::FMax, a, x, elem_dtype)?,
+                ReduceOp::Any | ReduceOp::All => {
+                    let t = self.cast(x, elem_dtype, DType::Bool);
+                    if r.op == ReduceOp::Any {
+                        self.builder.ins().bor(a, t)
+                    } else {
+                        self.builder.ins().band(a, t)
+                    }
+                }
+                ReduceOp::ArgMin | ReduceOp::ArgMax => {
+                    // better = !isnan(best) && (isnan(x) || x < best) (x > best for argmax).
+                    let cmp = if r.op == ReduceOp::ArgMin {
+                        BinaryOp::Lt
+                    } else {
+                        BinaryOp::Gt
+                    };
+                    let strictly = self.binary(cmp, x, a, elem_dtype)?;
+                    let better = if elem_dtype.is_float() {
+                        let x_nan = self.builder.ins().fcmp(FloatCC::Unordered, x, x);
+                        let a_ord = self.builder.ins().fcmp(FloatCC::Ordered, a, a);
+                        let t = self.builder.ins().bor(x_nan, strictly);
+                        self.builder.ins().band(t, a_ord)
+                    } else {
+                        strictly
+                    };
+                    let take = self.builder.ins().band(better, included);
+                    let bi = self.builder.use_var(best_idx[lane]);
+                    let nbi = self.builder.ins().select(take, n, bi);
+                    self.builder.def_var(best_idx[lane], nbi);
+                    self.builder.ins().select(better, x, a)
+                }
+                ReduceOp::Count | ReduceOp::Median | ReduceOp::Quantile { .. } => a,
+            };
+            // The first included element replaces the start value outright (as the
+            // interpreter starts), so no identity can change a NaN payload or a signed zero.
+            let combined = if matches!(
+                r.op,
+                ReduceOp::Prod
+                    | ReduceOp::Min
+                    | ReduceOp::Max
+                    | ReduceOp::FMin
+                    | ReduceOp::FMax
+                    | ReduceOp::ArgMin
+                    | ReduceOp::ArgMax
+            ) {
+                let first = self.builder.ins().icmp_imm_s(IntCC::Equal, n, 0);
+                self.builder.ins().select(first, x, combined)
+            } else {
+                combined
+            };
+            let next = if r.mask.is_some() {
+                self.builder.ins().select(included, combined, a)
+            } else {
+                combined
+            };
+            self.builder.def_var(acc[lane], next);
+            let inc = self.builder.ins().uextend(types::I64, included);
+            let n1 = self.builder.ins().iadd(n, inc);
+            self.builder.def_var(count[lane], n1);
+        }
 
         // Close the loops, innermost first.
         for (depth, (l, var, head, exit)) in exits.into_iter().rev().enumerate() {
@@ -890,54 +975,61 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
             self.builder.switch_to_block(exit);
             self.loop_vars[l.index()] = None;
             if depth == flush_depth && float_pairwise {
-                let n = self.builder.use_var(count);
-                let name = format!("vx_pairwise_{}", Self::float_suffix(elem_dtype));
-                let run = self.call(&name, &[scratch_base, n])?;
-                let a = self.builder.use_var(acc);
-                let sum = self.builder.ins().fadd(a, run);
-                let has = self.builder.ins().icmp_imm_s(IntCC::NotEqual, n, 0);
-                let total = self.builder.ins().select(has, sum, a);
-                self.builder.def_var(acc, total);
-                let z = self.builder.ins().iconst(types::I64, 0);
-                self.builder.def_var(count, z);
+                for lane in 0..self.lanes {
+                    let n = self.builder.use_var(count[lane]);
+                    let name = format!("vx_pairwise_{}", Self::float_suffix(elem_dtype));
+                    let run = self.call(&name, &[scratch_base[lane], n])?;
+                    let a = self.builder.use_var(acc[lane]);
+                    let sum = self.builder.ins().fadd(a, run);
+                    let has = self.builder.ins().icmp_imm_s(IntCC::NotEqual, n, 0);
+                    let total = self.builder.ins().select(has, sum, a);
+                    self.builder.def_var(acc[lane], total);
+                    let z = self.builder.ins().iconst(types::I64, 0);
+                    self.builder.def_var(count[lane], z);
+                }
             }
         }
 
-        let a = self.builder.use_var(acc);
-        let n = self.builder.use_var(count);
-        Ok(match r.op {
-            ReduceOp::Count => n,
-            ReduceOp::ArgMin | ReduceOp::ArgMax => self.builder.use_var(best_idx),
-            ReduceOp::Min | ReduceOp::Max if elem_dtype.is_float() => {
-                // An empty selection gives NaN.
-                let nan = self.constant(Scalar::F64(f64::NAN).cast(elem_dtype));
-                let has = self.builder.ins().icmp_imm_s(IntCC::NotEqual, n, 0);
-                self.builder.ins().select(has, a, nan)
-            }
-            ReduceOp::Min | ReduceOp::Max => {
-                let zero = self.constant(Scalar::zero(elem_dtype));
-                let has = self.builder.ins().icmp_imm_s(IntCC::NotEqual, n, 0);
-                self.builder.ins().select(has, a, zero)
-            }
-            ReduceOp::Median => {
-                let name = format!("vx_median_{}", Self::float_suffix(result));
-                self.call(&name, &[scratch_base, n])?
-            }
-            ReduceOp::Quantile { q, data_dtype } => {
-                let qv = self.builder.ins().f64const(q);
-                if clif_type(result) == types::F32 {
-                    self.call("vx_quantile_f32", &[scratch_base, n, qv])?
-                } else {
-                    let code = DType::ALL
-                        .iter()
-                        .position(|d| *d == data_dtype)
-                        .unwrap_or(DType::ALL.len() - 1);
-                    let code = self.builder.ins().iconst(types::I32, code as i64);
-                    self.call("vx_quantile_f64", &[scratch_base, n, qv, code])?
+        let mut results = Vec::with_capacity(self.lanes);
+        for lane in 0..self.lanes {
+            let a = self.builder.use_var(acc[lane]);
+            let n = self.builder.use_var(count[lane]);
+            let res = match r.op {
+                ReduceOp::Count => n,
+                ReduceOp::ArgMin | ReduceOp::ArgMax => self.builder.use_var(best_idx[lane]),
+                ReduceOp::Min | ReduceOp::Max if elem_dtype.is_float() => {
+                    // An empty selection gives NaN.
+                    let nan = self.constant(Scalar::F64(f64::NAN).cast(elem_dtype));
+                    let has = self.builder.ins().icmp_imm_s(IntCC::NotEqual, n, 0);
+                    self.builder.ins().select(has, a, nan)
                 }
-            }
-            _ => a,
-        })
+                ReduceOp::Min | ReduceOp::Max => {
+                    let zero = self.constant(Scalar::zero(elem_dtype));
+                    let has = self.builder.ins().icmp_imm_s(IntCC::NotEqual, n, 0);
+                    self.builder.ins().select(has, a, zero)
+                }
+                ReduceOp::Median => {
+                    let name = format!("vx_median_{}", Self::float_suffix(result));
+                    self.call(&name, &[scratch_base[lane], n])?
+                }
+                ReduceOp::Quantile { q, data_dtype } => {
+                    let qv = self.builder.ins().f64const(q);
+                    if clif_type(result) == types::F32 {
+                        self.call("vx_quantile_f32", &[scratch_base[lane], n, qv])?
+                    } else {
+                        let code = DType::ALL
+                            .iter()
+                            .position(|d| *d == data_dtype)
+                            .unwrap_or(DType::ALL.len() - 1);
+                        let code = self.builder.ins().iconst(types::I32, code as i64);
+                        self.call("vx_quantile_f64", &[scratch_base[lane], n, qv, code])?
+                    }
+                }
+                _ => a,
+            };
+            results.push(res);
+        }
+        Ok(results)
     }
 }
 

@@ -56,6 +56,9 @@ struct RawArgs {
 
 type KernelFn = unsafe extern "C" fn(*const RawArgs, u64, u64);
 
+/// Voxels computed side by side by kernels with reductions.
+const REDUCTION_LANES: usize = 4;
+
 /// The JIT module that owns a kernel's code pages.
 struct ModuleOwner(Option<JITModule>);
 
@@ -117,6 +120,13 @@ fn isa() -> Result<OwnedTargetIsa, JitError> {
 pub fn compile(kernel: &Kernel, options: CompileOptions) -> Result<CompiledKernel, JitError> {
     kernel.validate().map_err(|e| JitError(e.to_string()))?;
     let isa = isa()?;
+    // Kernels with reductions compute several voxels side by side: their sequential
+    // accumulations are long dependency chains that otherwise leave the pipeline idle.
+    let has_reduction = kernel
+        .insts
+        .iter()
+        .any(|i| matches!(i.kind, voxcalc_ir::InstKind::Reduce(_)));
+    let lanes = if has_reduction { REDUCTION_LANES } else { 1 };
     let helpers = helpers::all();
     let mut jit_builder = JITBuilder::with_isa(isa.clone(), default_libcall_names());
     let mut helper_sigs = HashMap::new();
@@ -135,7 +145,7 @@ pub fn compile(kernel: &Kernel, options: CompileOptions) -> Result<CompiledKerne
     let mut fb_ctx = FunctionBuilderContext::new();
     {
         let builder = FunctionBuilder::new(&mut ctx.func, &mut fb_ctx);
-        codegen::Translator::new(kernel, builder, &mut module, &helper_sigs).translate()?;
+        codegen::Translator::new(kernel, builder, &mut module, &helper_sigs, lanes).translate()?;
     }
     let id = module
         .declare_function("voxcalc_kernel", Linkage::Local, &ctx.func.signature)
@@ -158,7 +168,7 @@ pub fn compile(kernel: &Kernel, options: CompileOptions) -> Result<CompiledKerne
         kernel: kernel.clone(),
         func,
         clif,
-        scratch_bytes: kernel.scratch_bytes(),
+        scratch_bytes: kernel.scratch_bytes() * lanes,
         _module: ModuleOwner(Some(module)),
     })
 }

@@ -847,10 +847,20 @@ impl StageBuilder {
                 divide(self, s, n)
             }
             tir::ReduceOp::Var | tir::ReduceOp::Std => {
-                let s = self.pass(pl, r, srcs, ReduceOp::Sum(order), nan_sum, false)?;
                 let n = count(self, pl)?;
-                let mean = divide(self, s, n);
-                let mean = self.b.cast(mean, x_dtype);
+                let mean = match self.planned_mean(pl, r, x_dtype, masked || skip_nan) {
+                    // The same mean is already a buffer stage (a z-score's mean beside its
+                    // std): read it instead of summing again (the values are identical).
+                    Some((stage, shape)) => {
+                        let id = self.input(StageInput::Stage(stage), x_dtype, ByteOrder::Native);
+                        self.load(id, &fortran_strides(&shape), srcs)?
+                    }
+                    None => {
+                        let s = self.pass(pl, r, srcs, ReduceOp::Sum(order), nan_sum, false)?;
+                        let mean = divide(self, s, n);
+                        self.b.cast(mean, x_dtype)
+                    }
+                };
                 let sq = Elem::SquaredDeviation {
                     mean,
                     nan_to_zero: skip_nan,
@@ -924,6 +934,34 @@ impl StageBuilder {
                 let v = self.pass_masked_by_value(pl, r, srcs)?;
                 self.b.cast(v, dtype)
             }
+        })
+    }
+
+    /// A buffer stage already planned for `np.mean` of the same operand over the same axes (with
+    /// the dtype the variance computes its mean in), for `np.var`/`np.std` to reuse.
+    fn planned_mean(
+        &self,
+        pl: &Planner,
+        r: &tir::Reduce,
+        x_dtype: DType,
+        masked_or_nan: bool,
+    ) -> Option<(usize, Vec<usize>)> {
+        if masked_or_nan {
+            return None;
+        }
+        let tree = pl.tree;
+        pl.done.iter().find_map(|(&node, &stage)| {
+            let n = tree.node(node);
+            let NodeKind::Reduce(m) = &n.kind else {
+                return None;
+            };
+            let same = m.op == tir::ReduceOp::Mean
+                && !m.skip_nan
+                && m.axes == r.axes
+                && m.keepdims == r.keepdims
+                && compute_dtype(n.dtype) == x_dtype
+                && same_tree(tree, m.operand, r.operand);
+            same.then(|| (stage, n.shape.dims().to_vec()))
         })
     }
 
@@ -1070,6 +1108,16 @@ impl StageBuilder {
             .end_reduce(op, loops, e, mask)
             .map_err(|err| PlanError(format!("internal lowering error: {err}")))
     }
+}
+
+/// True when two subtrees compute the same values (same operations, dtypes, shapes, inputs).
+fn same_tree(tree: &Tree, a: NodeId, b: NodeId) -> bool {
+    let (na, nb) = (tree.node(a), tree.node(b));
+    if na.dtype != nb.dtype || na.shape != nb.shape || na.kind.label() != nb.kind.label() {
+        return false;
+    }
+    let (ca, cb) = (na.kind.children(), nb.kind.children());
+    ca.len() == cb.len() && ca.iter().zip(&cb).all(|(x, y)| same_tree(tree, *x, *y))
 }
 
 /// The boolean-mask selection under a reduction's operand (through casts), as (select, mask).

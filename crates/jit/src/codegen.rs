@@ -22,7 +22,7 @@ use voxcalc_ir::{
 };
 use voxcalc_types::DType;
 
-use crate::helpers::Abi;
+use crate::helpers::{Abi, HelperSig};
 use crate::JitError;
 
 /// Byte offsets of the fields of `RawArgs`.
@@ -61,7 +61,7 @@ pub(crate) struct Translator<'a, 'b, M: Module> {
     pub kernel: &'a Kernel,
     pub builder: FunctionBuilder<'b>,
     pub module: &'a mut M,
-    pub helper_sigs: &'a HashMap<String, (Vec<Abi>, Abi)>,
+    pub helper_sigs: &'a HashMap<String, HelperSig>,
     funcs: HashMap<String, FuncRef>,
     /// Voxels computed side by side per iteration (independent dependency chains, so the
     /// sequential accumulations of several voxels overlap in the pipeline).
@@ -86,7 +86,7 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
         kernel: &'a Kernel,
         builder: FunctionBuilder<'b>,
         module: &'a mut M,
-        helper_sigs: &'a HashMap<String, (Vec<Abi>, Abi)>,
+        helper_sigs: &'a HashMap<String, HelperSig>,
         lanes: usize,
     ) -> Self {
         let placeholder = Value::from_u32(0);
@@ -310,15 +310,15 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
         if let Some(f) = self.funcs.get(name) {
             return Ok(*f);
         }
-        let (params, ret) = self
+        let h = self
             .helper_sigs
             .get(name)
             .ok_or_else(|| JitError(format!("no helper named {name}")))?;
         let mut sig = Signature::new(self.module.isa().default_call_conv());
-        for p in params {
+        for p in &h.params {
             sig.params.push(AbiParam::new(abi_type(*p)));
         }
-        sig.returns.push(AbiParam::new(abi_type(*ret)));
+        sig.returns.push(AbiParam::new(abi_type(h.ret)));
         let id = self
             .module
             .declare_function(name, Linkage::Import, &sig)

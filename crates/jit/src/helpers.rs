@@ -3,12 +3,15 @@
 //! Each one forwards to the same scalar function the reference interpreter uses
 //! (`voxcalc_ir::scalar`), so a call gives the interpreter's result bit for bit.
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 use voxcalc_ir::scalar::{self, MathFn};
 use voxcalc_ir::Scalar;
 use voxcalc_types::DType;
 
 /// A helper: its symbol name, its address, its parameter and result types.
-pub(crate) struct Helper {
+struct Helper {
     pub name: String,
     pub addr: *const u8,
     pub params: &'static [Abi],
@@ -180,8 +183,34 @@ extern "C" fn pairwise_f64(ptr: *mut f64, n: u64) -> f64 {
     scalar::pairwise_sum(scratch(ptr, n))
 }
 
-/// Every helper, to register with the JIT's symbol table.
-pub(crate) fn all() -> Vec<Helper> {
+/// A helper's address (as an integer, so the table can be shared between threads) and
+/// signature.
+pub(crate) struct HelperSig {
+    pub addr: usize,
+    pub params: Vec<Abi>,
+    pub ret: Abi,
+}
+
+/// Every helper by symbol name, built once per process.
+pub(crate) fn table() -> &'static HashMap<String, HelperSig> {
+    static TABLE: OnceLock<HashMap<String, HelperSig>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        all()
+            .into_iter()
+            .map(|h| {
+                let sig = HelperSig {
+                    addr: h.addr as usize,
+                    params: h.params.to_vec(),
+                    ret: h.ret,
+                };
+                (h.name, sig)
+            })
+            .collect()
+    })
+}
+
+/// Every helper.
+fn all() -> Vec<Helper> {
     use Abi::*;
     let mut v = Vec::new();
     let mut add = |name: &str, addr: *const u8, params: &'static [Abi], ret: Abi| {

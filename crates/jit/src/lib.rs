@@ -11,7 +11,6 @@
 mod codegen;
 mod helpers;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::OnceLock;
 
@@ -127,13 +126,13 @@ pub fn compile(kernel: &Kernel, options: CompileOptions) -> Result<CompiledKerne
         .iter()
         .any(|i| matches!(i.kind, voxcalc_ir::InstKind::Reduce(_)));
     let lanes = if has_reduction { REDUCTION_LANES } else { 1 };
-    let helpers = helpers::all();
+    let helper_sigs = helpers::table();
     let mut jit_builder = JITBuilder::with_isa(isa.clone(), default_libcall_names());
-    let mut helper_sigs = HashMap::new();
-    for h in &helpers {
-        jit_builder.symbol(h.name.clone(), h.addr);
-        helper_sigs.insert(h.name.clone(), (h.params.to_vec(), h.ret));
-    }
+    // Helpers resolve through the static table (registering ~80 symbols per compilation
+    // would cost more than compiling a small kernel).
+    jit_builder.symbol_lookup_fn(Box::new(|name| {
+        helpers::table().get(name).map(|h| h.addr as *const u8)
+    }));
     let mut module = JITModule::new(jit_builder);
     let mut ctx = Context::new();
     let ptr = types::I64;
@@ -145,7 +144,7 @@ pub fn compile(kernel: &Kernel, options: CompileOptions) -> Result<CompiledKerne
     let mut fb_ctx = FunctionBuilderContext::new();
     {
         let builder = FunctionBuilder::new(&mut ctx.func, &mut fb_ctx);
-        codegen::Translator::new(kernel, builder, &mut module, &helper_sigs, lanes).translate()?;
+        codegen::Translator::new(kernel, builder, &mut module, helper_sigs, lanes).translate()?;
     }
     let id = module
         .declare_function("voxcalc_kernel", Linkage::Local, &ctx.func.signature)

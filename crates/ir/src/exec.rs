@@ -75,7 +75,11 @@ pub fn check_run(
     if n_voxels == 0 {
         return Ok(());
     }
+    let reachable = reachable_views(kernel);
     for view_idx in 0..kernel.views.len() {
+        if !reachable[view_idx] {
+            continue;
+        }
         let view = &kernel.views[view_idx];
         let input = &kernel.inputs[view.input.index()];
         let buf = &args.inputs[view.input.index()];
@@ -92,4 +96,26 @@ pub fn check_run(
         }
     }
     Ok(())
+}
+
+/// The views some load can actually read: a load inside a reduction loop of zero iterations
+/// never runs (an empty image's global mean, for instance), so its view need not fit a buffer.
+fn reachable_views(kernel: &Kernel) -> Vec<bool> {
+    use crate::kernel::{InstKind, ValueId};
+    fn walk(kernel: &Kernel, region: &[ValueId], reachable: &mut Vec<bool>) {
+        for &v in region {
+            match &kernel.inst(v).kind {
+                InstKind::Load(view) => reachable[view.index()] = true,
+                InstKind::Reduce(r) => {
+                    if r.loops.iter().all(|l| kernel.loops[l.index()].len > 0) {
+                        walk(kernel, &r.body, reachable);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut reachable = vec![false; kernel.views.len()];
+    walk(kernel, &kernel.body, &mut reachable);
+    reachable
 }

@@ -27,7 +27,7 @@ OUT = Path("target/goldens/nifti_fixtures")
 DTYPES = ["uint8", "int8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
           "float32", "float64"]
 FORMATS = ["nii", "nii.gz", "hdr", "hdr.gz"]
-SHAPES = [(3, 4, 5), (3, 4, 5, 2), (2, 3, 4, 1), (5, 4, 3, 2)]
+SHAPES = [(3, 4, 5), (3, 4, 5, 2), (2, 3, 4, 1), (5, 4, 3, 2), (7, 5), (2, 3, 2, 2, 2)]
 XFORMS = ["both", "sform", "qform", "neither"]
 # (slope, inter) patched into scaled cases; (0, 7) and (nan, 1) mean "no scaling" to nibabel.
 SCALINGS = [(2.5, -3.25), (1.0, 5.0), (0.0, 7.0), (float("nan"), 1.0), (-0.5, 0.0),

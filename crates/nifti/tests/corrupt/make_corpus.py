@@ -66,6 +66,21 @@ def case(name, filename, content, kind, field="-"):
 case("control_valid", "control_valid.nii", GOOD, "Ok")
 case("control_valid_gz", "control_valid_gz.nii.gz", gz(GOOD), "Ok")
 case("control_valid_pair", "control_valid_pair.hdr", nifti1(magic=b"ni1\0", vox_offset=0.0), "Ok")
+def gz_all_flags(data):
+    """A gzip member using every optional header field: FEXTRA, FNAME, FCOMMENT, FHCRC."""
+    import zlib
+    header = b"\x1f\x8b\x08" + bytes([0x04 | 0x08 | 0x10 | 0x02]) + b"\0\0\0\0\0\xff"
+    header += struct.pack("<H", 6) + b"AB\x02\0xy" + b"name.nii\0" + b"a comment\0"
+    header += struct.pack("<H", zlib.crc32(header) & 0xFFFF)
+    body = zlib.compressobj(1, zlib.DEFLATED, -15)
+    deflated = body.compress(data) + body.flush()
+    return header + deflated + struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF)
+
+
+case("control_gz_all_header_fields", "control_gz_all_header_fields.nii.gz", gz_all_flags(GOOD),
+     "Ok")
+case("control_gz_two_members", "control_gz_two_members.nii.gz", gz(GOOD[:200]) + gz(GOOD[200:]),
+     "Ok")
 case("empty_file", "empty_file.nii", b"", "Truncated", "sizeof_hdr")
 case("short_header", "short_header.nii", GOOD[:100], "Truncated")
 case("bad_sizeof_hdr", "bad_sizeof_hdr.nii", struct.pack("<i", 349) + GOOD[4:], "BadSizeofHdr",

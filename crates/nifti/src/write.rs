@@ -220,9 +220,8 @@ impl OutputImage {
                 if buffer_is_target {
                     let mut buffer = buffer;
                     buffer[..data_start].copy_from_slice(&header_bytes);
-                    buffer
-                        .flush()
-                        .map_err(|e| NiftiError::io(target, "cannot write", e))?;
+                    // The mapping's pages are the page cache itself: once unmapped, readers of
+                    // the renamed file see the data. No msync (nibabel does not fsync either).
                     drop(buffer);
                     persist(buffer_file, target)?;
                 } else {
@@ -236,9 +235,6 @@ impl OutputImage {
                 data: data_path,
             } => {
                 if buffer_is_target {
-                    buffer
-                        .flush()
-                        .map_err(|e| NiftiError::io(data_path, "cannot write", e))?;
                     drop(buffer);
                     persist(buffer_file, data_path)?;
                 } else {

@@ -76,11 +76,10 @@ pub fn check_run(
         return Ok(());
     }
     let reachable = reachable_views(kernel);
-    for view_idx in 0..kernel.views.len() {
+    for (view_idx, view) in kernel.views.iter().enumerate() {
         if !reachable[view_idx] {
             continue;
         }
-        let view = &kernel.views[view_idx];
         let input = &kernel.inputs[view.input.index()];
         let buf = &args.inputs[view.input.index()];
         let (lo, hi) = kernel.view_extent(ViewId(view_idx as u32));
@@ -106,10 +105,8 @@ fn reachable_views(kernel: &Kernel) -> Vec<bool> {
         for &v in region {
             match &kernel.inst(v).kind {
                 InstKind::Load(view) => reachable[view.index()] = true,
-                InstKind::Reduce(r) => {
-                    if r.loops.iter().all(|l| kernel.loops[l.index()].len > 0) {
-                        walk(kernel, &r.body, reachable);
-                    }
+                InstKind::Reduce(r) if r.loops.iter().all(|l| kernel.loops[l.index()].len > 0) => {
+                    walk(kernel, &r.body, reachable);
                 }
                 _ => {}
             }

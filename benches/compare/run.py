@@ -299,6 +299,8 @@ def compare_outputs(ref_path: Path, out_path: Path) -> ToolStatus:
 
 @dataclass
 class Context:
+    """What every scenario run needs: the options, the tools and where to work."""
+
     args: argparse.Namespace
     tools: list  # every tool that runs, nilearn always (it is the reference)
     timed: list  # the tools asked for with --tools, which are timed and shown
@@ -310,6 +312,7 @@ class Context:
 
 
 def run_scenario(scenario: sc.Scenario, ctx: Context, compute_only: bool) -> Result:
+    """Checks every tool against nilearn, then times the agreeing ones, alternating run by run."""
     res = Result(scenario)
     work = ctx.work / re.sub(r"[^A-Za-z0-9_.-]+", "_", scenario.id)
     if work.exists():

@@ -294,3 +294,14 @@ fn damage_to_a_file_voxcalc_wrote_is_still_reported() {
     assert_eq!(open_damaged(&bad_crc), Some(ErrorKind::Gzip));
     assert_eq!(open_damaged(&good), None);
 }
+
+#[test]
+fn images_can_be_shared_across_threads() {
+    // The runtime reads one opened image from many worker threads and fills an output from
+    // several; these bounds are part of the API.
+    fn shared<T: Send + Sync>() {}
+    fn sent<T: Send>() {}
+    shared::<NiftiImage>();
+    shared::<Header>();
+    sent::<OutputImage>();
+}

@@ -115,9 +115,38 @@ fn isa() -> Result<OwnedTargetIsa, JitError> {
     .map_err(JitError)
 }
 
+/// Byte offsets and strides are computed in 64-bit arithmetic by the generated code; refuse
+/// kernels whose views could overflow it (no real image comes near: 2^47 bytes).
+fn check_offsets(kernel: &Kernel) -> Result<(), JitError> {
+    const LIMIT: i128 = 1 << 47;
+    let dims = kernel
+        .domain
+        .iter()
+        .chain(kernel.loops.iter().map(|l| &l.len));
+    if dims.map(|&d| d as i128).any(|d| d > LIMIT) {
+        return Err(JitError("a domain axis or loop is too long".into()));
+    }
+    for (i, v) in kernel.views.iter().enumerate() {
+        let size = kernel.inputs[v.input.index()].dtype.size() as i128;
+        let (lo, hi) = kernel.view_extent(voxcalc_ir::ViewId(i as u32));
+        let strides = v
+            .domain_strides
+            .iter()
+            .chain(v.loop_strides.iter().map(|(_, s)| s));
+        let too_far = |x: i64| (x as i128 * size).abs() > LIMIT;
+        if too_far(v.offset) || too_far(lo) || too_far(hi) || strides.copied().any(too_far) {
+            return Err(JitError(format!(
+                "view{i} reaches too far for 64-bit offsets"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Compiles a kernel. The kernel is validated first; an invalid kernel is an error, not a panic.
 pub fn compile(kernel: &Kernel, options: CompileOptions) -> Result<CompiledKernel, JitError> {
     kernel.validate().map_err(|e| JitError(e.to_string()))?;
+    check_offsets(kernel)?;
     let isa = isa()?;
     // Kernels with reductions compute several voxels side by side: their sequential
     // accumulations are long dependency chains that otherwise leave the pipeline idle.

@@ -21,6 +21,8 @@ pub enum Error {
     Image(NiftiError),
     /// The inputs do not fit together or the call is inconsistent (names, geometry, options).
     Usage(String),
+    /// The evaluation was cancelled through its progress sink (e.g. Ctrl-C in the REPL).
+    Cancelled,
 }
 
 impl Error {
@@ -62,6 +64,7 @@ impl fmt::Display for Error {
             }
             Error::Image(err) => write!(f, "{err}"),
             Error::Usage(message) => f.write_str(message),
+            Error::Cancelled => f.write_str("cancelled"),
         }
     }
 }

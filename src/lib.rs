@@ -5,13 +5,17 @@
 #![deny(missing_docs)]
 
 mod error;
+mod formula;
 mod image;
 
 pub use error::Error;
+pub use formula::{math_img, EvalOptions, Evaluated, Formula, InputSpec, Timings, Written};
 pub use image::Image;
-pub use voxcalc_syntax::{Diagnostic, Severity};
-pub use voxcalc_types::DType;
+pub use voxcalc_nifti::{Header, WriteOptions};
 /// Region signals to voxels and back through a label atlas (nilearn's `signals_to_img_labels`
 /// and `img_to_signals_labels`): [`regions::LabelMap`], [`regions::Signals`], signals files.
 pub use voxcalc_regions as regions;
 pub use voxcalc_regions::{img_to_signals_labels, signals_to_img_labels};
+pub use voxcalc_runtime::{NoProgress, Progress};
+pub use voxcalc_syntax::{Diagnostic, Severity};
+pub use voxcalc_types::DType;

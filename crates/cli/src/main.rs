@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod eval;
 mod info;
+mod progress;
 mod regions;
 
 /// numpy-dialect formulas over NIfTI volumes, compiled to native code.
@@ -27,6 +29,29 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Evaluate a formula over images and write the result, as nilearn's math_img.
+    ///
+    /// The formula is numpy: the images are arrays named by NAME, `np` is numpy. It is compiled
+    /// into one native kernel and run over all cores; the result has the dtype, shape, affine
+    /// and header nilearn would give it. A 0-d result (e.g. np.mean(img)) is also printed.
+    #[command(after_help = "Examples:
+  voxcalc eval 'img1 + img2' img1=a.nii.gz img2=b.nii.gz -o sum.nii.gz
+  voxcalc eval 'np.mean(bold, axis=-1) / np.std(bold, axis=-1)' bold=bold.nii.gz -o tsnr.nii.gz
+  voxcalc eval 'np.where(mask[..., None] > 0, bold, 0)' bold=bold.nii.gz mask=mask.nii.gz -o masked.nii.gz
+  voxcalc eval 'np.mean(bold, axis=-1)' bold=bold.nii.gz -o mean.nii.gz --copy-header-from bold
+  voxcalc eval 'np.mean(img[mask > 0])' img=anat.nii.gz mask=mask.nii.gz -o mean.nii
+
+Broadcasting is numpy's: a 3-D mask does not combine with a 4-D series until you write
+mask[..., None]. Integer arithmetic wraps like numpy's; int / int gives float64.
+See docs/language.md for every function and operator.")]
+    Eval(eval::EvalArgs),
+    /// Show what a formula compiles to: typed tree, plan, kernel IR and Cranelift IR.
+    ///
+    /// Use it to see why a formula is fast or slow: which reductions run first as separate
+    /// stages, which become loops inside the per-voxel kernel, and the native code's IR.
+    #[command(after_help = "Example:
+  voxcalc explain 'np.mean(bold, axis=-1) / np.std(bold, axis=-1)' bold=bold.nii.gz")]
+    Explain(eval::ExplainArgs),
     /// Show an image's header: shape, datatype, scaling, voxel sizes, TR, units, xforms, affine.
     ///
     /// In the spirit of fslhd, but with the values as a formula sees them (e.g. a scaled int16
@@ -78,6 +103,8 @@ A round trip gives the signals back:
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.command {
+        Command::Eval(args) => eval::run(&args),
+        Command::Explain(args) => eval::explain(&args),
         Command::Info { paths } => info::run(&paths),
         Command::SignalsToImg(args) => regions::signals_to_img(&args),
         Command::ImgToSignals(args) => regions::img_to_signals(&args),

@@ -1,0 +1,152 @@
+//! `voxcalc eval` and `voxcalc explain`: formulas over named images.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use voxcalc::{EvalOptions, Formula, Image, InputSpec, Severity, WriteOptions};
+
+use crate::progress::TerminalProgress;
+
+/// Arguments of `voxcalc eval`.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// The formula, numpy style, e.g. 'np.where(mask > 0, a - b, 0)'. Quote it for the shell.
+    pub formula: String,
+    /// Input images as NAME=PATH (.nii, .nii.gz, .hdr/.img); NAME is how the formula refers to
+    /// the image. The last one gives the result its affine and NIfTI version (as nilearn).
+    #[arg(value_name = "NAME=PATH", required = true)]
+    pub inputs: Vec<String>,
+    /// Output image (.nii, .nii.gz, .hdr/.img). Written atomically: nothing appears on error.
+    #[arg(short, long, value_name = "OUT")]
+    pub output: PathBuf,
+    /// Copy this input's header (TR, units, codes, descrip) onto the result, as nilearn's
+    /// copy_header_from. The result keeps its own dtype.
+    #[arg(long, value_name = "NAME")]
+    pub copy_header_from: Option<String>,
+    /// Worker threads (default: every core). Results do not depend on it.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// gzip level for .gz outputs, 0-9 (nibabel writes 1).
+    #[arg(long, value_name = "L", default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=9))]
+    pub compress_level: u32,
+    /// Allow OUT to be one of the inputs (it is still replaced atomically, never corrupted
+    /// while being read).
+    #[arg(long)]
+    pub force: bool,
+    /// No warnings and no progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Print the time spent compiling, computing and writing to stderr.
+    #[arg(long)]
+    pub timings: bool,
+}
+
+/// Arguments of `voxcalc explain`.
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    /// The formula.
+    pub formula: String,
+    /// Input images as NAME=PATH (their dtypes, shapes and byte orders shape the code).
+    #[arg(value_name = "NAME=PATH", required = true)]
+    pub inputs: Vec<String>,
+}
+
+/// Splits `NAME=PATH` arguments.
+pub fn parse_bindings(args: &[String]) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    args.iter()
+        .map(|arg| match arg.split_once('=') {
+            Some((name, path)) if !name.is_empty() && !path.is_empty() => {
+                Ok((name.to_string(), PathBuf::from(path)))
+            }
+            _ => bail!(
+                "input `{arg}` is not of the form NAME=PATH (e.g. img=sub-01_bold.nii.gz): the \
+                 formula refers to each image by its NAME"
+            ),
+        })
+        .collect()
+}
+
+/// Opens every bound image, naming the binding on failure.
+pub fn load_images(bindings: &[(String, PathBuf)]) -> anyhow::Result<Vec<(String, Image)>> {
+    bindings
+        .iter()
+        .map(|(name, path)| {
+            let image = Image::load(path).with_context(|| format!("cannot load input `{name}`"))?;
+            Ok((name.clone(), image))
+        })
+        .collect()
+}
+
+/// Compiles the formula for the loaded images.
+pub fn compile(formula: &str, images: &[(String, Image)]) -> Result<Formula, voxcalc::Error> {
+    let specs: Vec<InputSpec> = images
+        .iter()
+        .map(|(name, image)| InputSpec::of(name, image))
+        .collect();
+    Formula::compile(formula, &specs)
+}
+
+/// Runs `voxcalc eval`.
+pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
+    let bindings = parse_bindings(&args.inputs)?;
+    let images = load_images(&bindings)?;
+    let formula = compile(&args.formula, &images)?;
+    let named: Vec<(&str, &Image)> = images.iter().map(|(n, i)| (n.as_str(), i)).collect();
+    let options = EvalOptions {
+        copy_header_from: args.copy_header_from.clone(),
+        threads: args.threads,
+        write: WriteOptions {
+            compression_level: args.compress_level,
+            ..WriteOptions::default()
+        },
+        allow_overwrite_input: args.force,
+    };
+    let progress = TerminalProgress::start(!args.quiet);
+    let res = formula.eval_to_file(&named, &args.output, &options, &progress);
+    progress.finish();
+    let written = res?;
+    if !args.quiet {
+        for warning in written
+            .warnings
+            .iter()
+            .filter(|w| w.severity == Severity::Warning)
+        {
+            eprintln!("warning: {}", warning.message);
+        }
+    }
+    if let Some(value) = written.scalar {
+        println!("{}", format_scalar(value));
+    }
+    if args.timings {
+        let t = written.timings;
+        eprintln!(
+            "timings: compile {:.3} ms, compute {:.3} ms, write {:.3} ms",
+            t.compile.as_secs_f64() * 1e3,
+            t.run.as_secs_f64() * 1e3,
+            t.write.as_secs_f64() * 1e3
+        );
+    }
+    Ok(())
+}
+
+/// Runs `voxcalc explain`.
+pub fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
+    let bindings = parse_bindings(&args.inputs)?;
+    let images = load_images(&bindings)?;
+    let formula = compile(&args.formula, &images)?;
+    let named: Vec<(&str, &Image)> = images.iter().map(|(n, i)| (n.as_str(), i)).collect();
+    print!("{}", formula.explain(&named)?);
+    Ok(())
+}
+
+/// A scalar as Python prints it: integers without a fraction, floats with `repr` precision.
+pub fn format_scalar(value: f64) -> String {
+    if value.is_nan() {
+        "nan".to_string()
+    } else if value.is_infinite() {
+        if value > 0.0 { "inf" } else { "-inf" }.to_string()
+    } else {
+        format!("{value:?}")
+    }
+}

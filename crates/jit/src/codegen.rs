@@ -196,7 +196,59 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
         let inner_head = self.builder.create_block();
         let inner_body = self.builder.create_block();
         let row_done = self.builder.create_block();
-        self.builder.ins().jump(inner_head, &[]);
+        match crate::vector::plan(self.kernel).filter(|_| self.lanes == 1) {
+            Some(vp) => {
+                // Whole vectors first, then the scalar loop below finishes the row.
+                let vec_head = self.builder.create_block();
+                let vec_body = self.builder.create_block();
+                self.builder.ins().jump(vec_head, &[]);
+                self.builder.switch_to_block(vec_head);
+                let j = self.builder.use_var(var_j);
+                let rem = self.builder.ins().isub(run_end, j);
+                let whole =
+                    self.builder
+                        .ins()
+                        .icmp_imm_s(IntCC::UnsignedGreaterThanOrEqual, rem, vp.lanes);
+                self.builder
+                    .ins()
+                    .brif(whole, vec_body, &[], inner_head, &[]);
+                self.builder.switch_to_block(vec_body);
+                let ptrs: Vec<Value> = (0..self.kernel.views.len())
+                    .map(|v| {
+                        let var = self.view_ptrs[v].expect("set up for the row");
+                        self.builder.use_var(var)
+                    })
+                    .collect();
+                let out_v = crate::vector::body(
+                    &mut self.builder,
+                    self.kernel,
+                    vp,
+                    &ptrs,
+                    self.uniforms_ptr,
+                )?;
+                let out_p = self.builder.use_var(var_out);
+                self.builder.ins().store(notrap(), out_v, out_p, 0);
+                let next_out = self.builder.ins().iadd_imm_s(out_p, vp.lanes * out_size);
+                self.builder.def_var(var_out, next_out);
+                for (view_idx, &p) in ptrs.iter().enumerate() {
+                    let view = &self.kernel.views[view_idx];
+                    let s0 = view.domain_strides.first().copied().unwrap_or(0);
+                    if s0 != 0 {
+                        let size = self.kernel.inputs[view.input.index()].dtype.size() as i64;
+                        let var = self.view_ptrs[view_idx].expect("set up for the row");
+                        let p = self.builder.ins().iadd_imm_s(p, vp.lanes * s0 * size);
+                        self.builder.def_var(var, p);
+                    }
+                }
+                let j = self.builder.use_var(var_j);
+                let j1 = self.builder.ins().iadd_imm_s(j, vp.lanes);
+                self.builder.def_var(var_j, j1);
+                self.builder.ins().jump(vec_head, &[]);
+            }
+            None => {
+                self.builder.ins().jump(inner_head, &[]);
+            }
+        }
 
         self.builder.switch_to_block(inner_head);
         let j = self.builder.use_var(var_j);

@@ -10,6 +10,7 @@
 
 mod codegen;
 mod helpers;
+mod vector;
 
 use std::fmt;
 use std::sync::OnceLock;

@@ -108,6 +108,10 @@ struct Gen {
     loop_views: Vec<Vec<ViewId>>,
     pools: Vec<Vec<ValueId>>,
     n_reduces: usize,
+    /// The dtypes values are drawn from.
+    dtypes: Vec<DType>,
+    /// Single-dtype mode: only `T` and bool, no reductions or calls (the SIMD path's domain).
+    only: Option<DType>,
 }
 
 impl Gen {
@@ -134,17 +138,17 @@ impl Gen {
         } else if choice < 6 {
             let pool: Vec<ValueId> = self.pools.iter().flatten().copied().collect();
             if pool.is_empty() {
-                let dt = self.rng.pick(&DTYPES);
+                let dt = self.rng.pick(&self.dtypes);
                 let s = random_scalar(&mut self.rng, dt);
                 return self.b.constant(s);
             }
             self.rng.pick(&pool)
         } else if choice < 9 {
-            let dt = self.rng.pick(&DTYPES);
+            let dt = self.rng.pick(&self.dtypes);
             let s = random_scalar(&mut self.rng, dt);
             self.b.constant(s)
         } else {
-            let dt = self.rng.pick(&DTYPES);
+            let dt = self.only.unwrap_or_else(|| self.rng.pick(&DTYPES));
             self.b.uniform(dt)
         }
     }
@@ -171,10 +175,12 @@ impl Gen {
             }
             9 => {
                 let a = self.expr(depth - 1);
-                let to = self.rng.pick(&DTYPES);
+                let to = self.rng.pick(&self.dtypes);
                 self.b.cast(a, to)
             }
-            _ if self.n_reduces < 4 && self.loop_views.len() < 2 => self.reduce(depth),
+            _ if self.only.is_none() && self.n_reduces < 4 && self.loop_views.len() < 2 => {
+                self.reduce(depth)
+            }
             _ => self.binary(depth),
         };
         self.remember(v)
@@ -185,6 +191,11 @@ impl Gen {
         let dt = self.dtype(a);
         let op = if dt.is_float() {
             let f = self.rng.pick(&MathFn::ALL);
+            let f = if self.only.is_some() {
+                UnaryOp::Rint
+            } else {
+                UnaryOp::Math(f)
+            };
             self.rng.pick(&[
                 UnaryOp::Neg,
                 UnaryOp::Abs,
@@ -197,7 +208,7 @@ impl Gen {
                 UnaryOp::IsInf,
                 UnaryOp::IsFinite,
                 UnaryOp::SignBit,
-                UnaryOp::Math(f),
+                f,
             ])
         } else if dt == DType::Bool {
             UnaryOp::Not
@@ -210,7 +221,7 @@ impl Gen {
     fn binary(&mut self, depth: u32) -> ValueId {
         let a = self.expr(depth - 1);
         // Bias towards float arithmetic, the bulk of real formulas.
-        let a = if self.rng.chance(40) {
+        let a = if self.only.is_none() && self.rng.chance(40) {
             let to = self.rng.pick(&[DType::F32, DType::F64]);
             self.b.cast(a, to)
         } else {
@@ -227,6 +238,42 @@ impl Gen {
             BinaryOp::Ge,
         ];
         let c = self.rng.pick(&cmp);
+        if self.only.is_some() {
+            // The operations the SIMD path has vector forms for.
+            let op = if dt == DType::Bool {
+                self.rng.pick(&[BinaryOp::And, BinaryOp::Or, BinaryOp::Xor])
+            } else if dt.is_float() {
+                self.rng.pick(&[
+                    BinaryOp::Add,
+                    BinaryOp::Sub,
+                    BinaryOp::Mul,
+                    BinaryOp::Div,
+                    BinaryOp::Min,
+                    BinaryOp::Max,
+                    BinaryOp::FMin,
+                    BinaryOp::FMax,
+                    c,
+                ])
+            } else {
+                let mul = if dt.size() > 1 {
+                    BinaryOp::Mul
+                } else {
+                    BinaryOp::Add
+                };
+                self.rng.pick(&[
+                    BinaryOp::Add,
+                    BinaryOp::Sub,
+                    mul,
+                    BinaryOp::Min,
+                    BinaryOp::Max,
+                    BinaryOp::And,
+                    BinaryOp::Or,
+                    BinaryOp::Xor,
+                    c,
+                ])
+            };
+            return self.b.binary(op, a, b);
+        }
         let op = if dt.is_float() {
             self.rng.pick(&[
                 BinaryOp::Add,
@@ -388,14 +435,26 @@ fn random_case(seed: u64, n_voxels: u64) -> (Kernel, Vec<Vec<u8>>, Vec<usize>, V
         domain.push(last / d);
     }
     let time_len = rng.below(6) + 1;
+    let only = rng.chance(30).then(|| {
+        rng.pick(&[
+            DType::F32,
+            DType::F64,
+            DType::I32,
+            DType::U32,
+            DType::I16,
+            DType::U16,
+            DType::I8,
+            DType::U8,
+        ])
+    });
     let mut b = KernelBuilder::new(domain.clone());
     let mut arrays = Vec::new();
     let mut buffers = Vec::new();
     let mut bases = Vec::new();
     let mut domain_views = Vec::new();
     for _ in 0..rng.below(3) + 1 {
-        let dtype = rng.pick(&DTYPES);
-        let order = if rng.chance(30) {
+        let dtype = only.unwrap_or_else(|| rng.pick(&DTYPES));
+        let order = if only.is_none() && rng.chance(30) {
             ByteOrder::Swapped
         } else {
             ByteOrder::Native
@@ -407,7 +466,7 @@ fn random_case(seed: u64, n_voxels: u64) -> (Kernel, Vec<Vec<u8>>, Vec<usize>, V
         shape.push(time_len);
         let mut strides = vec![0i64; shape.len()];
         let mut step = 1i64;
-        let axes: Vec<usize> = if rng.chance(50) {
+        let axes: Vec<usize> = if only.is_some() || rng.chance(50) {
             (0..shape.len()).collect()
         } else {
             (0..shape.len()).rev().collect()
@@ -446,8 +505,13 @@ fn random_case(seed: u64, n_voxels: u64) -> (Kernel, Vec<Vec<u8>>, Vec<usize>, V
         loop_views: Vec::new(),
         pools: vec![Vec::new()],
         n_reduces: 0,
+        dtypes: match only {
+            Some(t) => vec![t, t, t, DType::Bool],
+            None => DTYPES.to_vec(),
+        },
+        only,
     };
-    let out_dtype = g.rng.pick(&DTYPES);
+    let out_dtype = only.unwrap_or_else(|| g.rng.pick(&DTYPES));
     let depth = g.rng.below(4) as u32 + 2;
     let out = g.expr_of(out_dtype, depth);
     let uniforms: Vec<u64> = {
@@ -510,4 +574,27 @@ proptest! {
     ) {
         check_case(seed, n_voxels)?;
     }
+}
+
+/// The single-dtype cases must actually exercise the SIMD path (vector types in the compiled
+/// Cranelift IR), or the property above would not cover it.
+#[test]
+fn single_dtype_kernels_take_the_simd_path() {
+    let mut vectorised = 0;
+    for seed in 0..300u64 {
+        let (kernel, ..) = random_case(seed.wrapping_mul(0x2545f4914f6cdd1d), 70);
+        let c = compile(&kernel, CompileOptions { keep_clif: true }).expect("compiles");
+        let clif = c.clif().unwrap_or_default();
+        if ["f32x4", "f64x2", "i32x4", "i16x8", "i8x16"]
+            .iter()
+            .any(|t| clif.contains(t))
+        {
+            vectorised += 1;
+        }
+    }
+    assert!(
+        vectorised >= 30,
+        "only {vectorised} of 300 kernels were vectorised"
+    );
+    eprintln!("{vectorised} of 300 random kernels vectorised");
 }

@@ -35,7 +35,7 @@ DEVIATIONS = ("header_dtype", "float16", "python_eval", "extra_columns", "header
 KNOWN_KEYS = {
     "id", "kind", "formula", "inputs", "copy_header_from", "expect", "expect_by", "deviation",
     "deviation_by", "reference", "tol", "out", "source", "note", "nilearn_error", "over", "args",
-    "scalar", "labels", "mask", "background", "order", "signals", "img", "format", "group",
+    "scalar", "stderr_regex", "labels", "mask", "background", "order", "signals", "img", "format", "group",
 }
 
 
@@ -59,6 +59,9 @@ class Case:
     nilearn_error: str | None = None
     args: list[str] = field(default_factory=list)
     scalar: bool = False
+    # For rejected cases: a regex voxcalc's stderr must match (issue 5: a caret under the
+    # offending token; DESIGN.md: broadcast errors suggest [..., None]).
+    stderr_regex: str | None = None
     # Regions.
     labels: str | None = None
     mask: str | None = None
@@ -77,7 +80,7 @@ class Case:
 # The keys of a template case in which $x is substituted.
 SUBSTITUTED = (
     "formula", "inputs", "reference", "copy_header_from", "labels", "mask", "img", "signals",
-    "background", "order", "format", "out",
+    "background", "order", "format", "out", "args",
 )
 
 
@@ -125,6 +128,10 @@ def _make(raw: dict, file: str) -> Case:
     chf = raw.get("copy_header_from")
     if chf is not None and kind == "math" and chf not in raw.get("inputs", {}) and expect == "accept":
         raise CaseError(f"{file}: case {raw['id']!r}: copy_header_from names no input")
+    if raw.get("stderr_regex") is not None:
+        if expect != "reject":
+            raise CaseError(f"{file}: case {raw['id']!r}: stderr_regex is only for rejected cases")
+        re.compile(raw["stderr_regex"])
     out = raw.get("out", ".nii")
     if out not in (".nii", ".nii.gz", ".npy", ".tsv", ".csv", ".txt"):
         raise CaseError(f"{file}: case {raw['id']!r}: out {out!r}")
@@ -145,6 +152,7 @@ def _make(raw: dict, file: str) -> Case:
         nilearn_error=raw.get("nilearn_error"),
         args=list(raw.get("args", [])),
         scalar=bool(raw.get("scalar", False)),
+        stderr_regex=raw.get("stderr_regex"),
         labels=raw.get("labels"),
         mask=raw.get("mask"),
         background=raw.get("background"),

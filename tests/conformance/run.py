@@ -430,7 +430,7 @@ def run_voxcalc(cmds: list[list[str]], out: Path, work: Path) -> Run:
     return Run(proc.returncode, proc.stdout, proc.stderr, out, work, time.monotonic() - start)
 
 
-def rejection_diffs(run: Run, inputs_before: set[str]) -> list[str]:
+def rejection_diffs(run: Run, inputs_before: set[str], stderr_regex: str | None = None) -> list[str]:
     """A rejected case must exit non-zero (not by a panic or a signal), say why on stderr and
     leave no output (nor any temporary file) behind."""
     diffs = []
@@ -442,6 +442,8 @@ def rejection_diffs(run: Run, inputs_before: set[str]) -> list[str]:
         diffs.append("voxcalc panicked: " + _first_line(run.stderr))
     if run.returncode != 0 and not run.stderr.strip():
         diffs.append("voxcalc failed without a message on stderr")
+    if run.returncode != 0 and stderr_regex and not re.search(stderr_regex, run.stderr, re.S):
+        diffs.append(f"stderr does not match /{stderr_regex}/: {_first_line(run.stderr)}")
     left = sorted(set(os.listdir(run.work_dir)) - inputs_before)
     if left:
         diffs.append(f"voxcalc left files behind: {left}")
@@ -648,7 +650,7 @@ def _run(args, selected, root: Path) -> int:
             if not args.self_test:
                 run = futures[case.id].result()
                 if case.expect == "reject":
-                    diffs += rejection_diffs(run, before[case.id])
+                    diffs += rejection_diffs(run, before[case.id], case.stderr_regex)
                 elif orc.accepted:
                     diffs += check_accepted(case, orc, run)
                 if args.verbose:

@@ -1,9 +1,25 @@
 //! Region signals benchmark against nilearn (issue 7).
 //!
+//! `cargo bench --bench regions` writes, deterministically and into a temp dir, a 91x109x91 int16
+//! atlas (`.nii.gz`) of 400 Voronoi parcels in a brain-sized ellipsoid with float32 signals of
+//! 1200 time points, and a 200-parcel atlas with 200 time points, then for each case times, side
+//! by side with nilearn 0.14 (benches/regions_compare.py) in the same run:
+//!   * building the image in memory from a loaded atlas (`LabelMap::build` + `signals_to_img`
+//!     against `signals_to_img_labels`),
+//!   * the whole job in a fresh process: load the signals (.npy) and the atlas, build, write
+//!     `.nii` and `.nii.gz` (voxcalc streams the file; nilearn calls `to_filename`), with the
+//!     process's peak resident memory.
+//! It prints medians and ratios. The Python interpreter is $VOXCALC_PYTHON, else .venv/bin/python
+//! at the repo root. The 400 x 1200 case writes 4.3 GB images and runs nilearn's jobs once.
+//!
 //! Run without `--bench` (as `cargo test --all-targets` does), it does a quick smoke run on a
 //! tiny atlas without Python: signals -> image -> signals must give the signals back.
 
-use voxcalc::regions::{LabelMap, Order, Signals, Values};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use voxcalc::regions::{read_signals, write_signals, LabelMap, Order, Signals, Values};
 use voxcalc_nifti::{Header, NiftiImage, NiftiVersion, OutputImage, WriteOptions};
 use voxcalc_types::DType;
 
@@ -14,38 +30,269 @@ const AFFINE: [[f64; 4]; 4] = [
     [0.0, 0.0, 0.0, 1.0],
 ];
 
-/// Writes an int16 atlas of `n_regions` slabs along x (0 outside a central box).
-fn write_atlas(path: &std::path::Path, shape: [usize; 3], n_regions: usize) {
+/// A deterministic xorshift generator.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn uniform(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Writes an int16 atlas: `n_regions` Voronoi parcels of random seeds inside an ellipsoid
+/// (0 outside), as a brain parcellation looks.
+fn write_atlas(path: &Path, shape: [usize; 3], n_regions: usize) {
+    let [nx, ny, nz] = shape;
+    let centre = [nx as f64 / 2.0, ny as f64 / 2.0, nz as f64 / 2.0];
+    let radii = [nx as f64 * 0.42, ny as f64 * 0.45, nz as f64 * 0.40];
+    let inside = |p: [f64; 3]| -> bool {
+        (0..3)
+            .map(|a| ((p[a] - centre[a]) / radii[a]).powi(2))
+            .sum::<f64>()
+            < 1.0
+    };
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut seeds = Vec::with_capacity(n_regions);
+    while seeds.len() < n_regions {
+        let p = [
+            rng.uniform() * nx as f64,
+            rng.uniform() * ny as f64,
+            rng.uniform() * nz as f64,
+        ];
+        if inside(p) {
+            seeds.push(p);
+        }
+    }
     let header = Header::fresh(NiftiVersion::Nifti1, &shape, DType::I16, &AFFINE).unwrap();
     let mut out = OutputImage::create(path, &header, &WriteOptions::default()).unwrap();
-    let [nx, ny, nz] = shape;
     for (voxel_idx, chunk) in out.data_mut().chunks_exact_mut(2).enumerate() {
-        let (x, y, z) = (voxel_idx % nx, (voxel_idx / nx) % ny, voxel_idx / (nx * ny));
-        let inside = x > 0 && y > 0 && z > 0 && x + 1 < nx && y + 1 < ny && z + 1 < nz;
-        let label = if inside {
-            1 + ((x * 31 + y * 17 + z * 7) / 3) % n_regions
+        let p = [
+            (voxel_idx % nx) as f64,
+            ((voxel_idx / nx) % ny) as f64,
+            (voxel_idx / (nx * ny)) as f64,
+        ];
+        let label = if inside(p) {
+            let mut best = (f64::INFINITY, 0);
+            for (idx, s) in seeds.iter().enumerate() {
+                let d = (p[0] - s[0]).powi(2) + (p[1] - s[1]).powi(2) + (p[2] - s[2]).powi(2);
+                if d < best.0 {
+                    best = (d, idx);
+                }
+            }
+            best.1 as i16 + 1
         } else {
             0
         };
-        chunk.copy_from_slice(&(label as i16).to_ne_bytes());
+        chunk.copy_from_slice(&label.to_ne_bytes());
     }
     out.finish().unwrap();
 }
 
+fn write_signals_npy(path: &Path, n_times: usize, n_regions: usize) {
+    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+    let values: Vec<f32> = (0..n_times * n_regions)
+        .map(|_| (rng.uniform() * 200.0 - 100.0) as f32)
+        .collect();
+    let signals = Signals::new(Values::F32(values), &[n_times, n_regions], Order::C).unwrap();
+    write_signals(path, &signals, &[]).unwrap();
+}
+
+/// A scratch directory removed on drop (the root package has no `tempfile` dependency).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!("voxcalc-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+fn python() -> PathBuf {
+    std::env::var_os("VOXCALC_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python")))
+}
+
+fn compare_script() -> &'static str {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/benches/regions_compare.py")
+}
+
+/// Peak resident memory of this process in KiB (`VmHWM`).
+fn peak_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The whole voxcalc job, run in a child process (`--job SIGNALS ATLAS OUT`): prints the
+/// seconds it took and the peak resident memory.
+fn job(signals: &Path, atlas: &Path, out: &Path) {
+    let start = Instant::now();
+    let signals = read_signals(signals).unwrap().signals;
+    let labels = NiftiImage::open(atlas).unwrap();
+    let map = LabelMap::build(&labels, None, 0.0).unwrap();
+    map.write_signals_img(&signals, out, &WriteOptions::default())
+        .unwrap();
+    println!("{:.6} {}", start.elapsed().as_secs_f64(), peak_kb());
+}
+
+/// Runs a job command and parses its `seconds peak_kb` line.
+fn run_job(command: &mut Command) -> (f64, u64) {
+    let output = command.output().expect("cannot start the job");
+    assert!(
+        output.status.success(),
+        "job failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text.lines().last().unwrap_or_default();
+    let mut parts = line.split_whitespace();
+    let seconds = parts.next().and_then(|s| s.parse().ok()).unwrap();
+    let peak = parts.next().and_then(|s| s.parse().ok()).unwrap();
+    (seconds, peak)
+}
+
+struct Row {
+    case: String,
+    step: &'static str,
+    ours: f64,
+    theirs: f64,
+    peaks: Option<(u64, u64)>,
+}
+
+fn bench_case(
+    dir: &Path,
+    n_regions: usize,
+    n_times: usize,
+    reps: usize,
+    nilearn_reps: usize,
+) -> Vec<Row> {
+    let case = format!("{n_regions} x {n_times}");
+    let atlas = dir.join(format!("atlas{n_regions}.nii.gz"));
+    let signals_path = dir.join(format!("signals{n_regions}x{n_times}.npy"));
+    write_atlas(&atlas, [91, 109, 91], n_regions);
+    write_signals_npy(&signals_path, n_times, n_regions);
+    let mut rows = Vec::new();
+
+    // In memory, from a loaded atlas.
+    let labels = NiftiImage::open(&atlas).unwrap();
+    let signals = read_signals(&signals_path).unwrap().signals;
+    let mut ours = Vec::new();
+    for _ in 0..reps {
+        let start = Instant::now();
+        let map = LabelMap::build(&labels, None, 0.0).unwrap();
+        assert_eq!(map.n_regions(), n_regions);
+        let image = map.signals_to_img(&signals, Order::F).unwrap();
+        ours.push(start.elapsed().as_secs_f64());
+        drop(image);
+    }
+    drop(labels);
+    let output = Command::new(python())
+        .args([compare_script(), "inmem"])
+        .arg(&signals_path)
+        .arg(&atlas)
+        .arg(nilearn_reps.to_string())
+        .output()
+        .expect("cannot run python");
+    assert!(
+        output.status.success(),
+        "nilearn failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let theirs: Vec<f64> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    rows.push(Row {
+        case: case.clone(),
+        step: "build in memory",
+        ours: median(ours),
+        theirs: median(theirs),
+        peaks: None,
+    });
+
+    // The whole job, each in a fresh process.
+    for (step, ext) in [("job -> .nii", "nii"), ("job -> .nii.gz", "nii.gz")] {
+        let out = dir.join(format!("out.{ext}"));
+        let mut ours = Vec::new();
+        let mut our_peak = 0;
+        for _ in 0..reps {
+            let (seconds, peak) = run_job(
+                Command::new(std::env::current_exe().unwrap())
+                    .arg("--job")
+                    .arg(&signals_path)
+                    .arg(&atlas)
+                    .arg(&out),
+            );
+            ours.push(seconds);
+            our_peak = our_peak.max(peak);
+            let _ = std::fs::remove_file(&out);
+        }
+        let mut theirs = Vec::new();
+        let mut their_peak = 0;
+        for _ in 0..nilearn_reps {
+            let (seconds, peak) = run_job(
+                Command::new(python())
+                    .args([compare_script(), "job"])
+                    .arg(&signals_path)
+                    .arg(&atlas)
+                    .arg(&out),
+            );
+            theirs.push(seconds);
+            their_peak = their_peak.max(peak);
+            let _ = std::fs::remove_file(&out);
+        }
+        rows.push(Row {
+            case: case.clone(),
+            step,
+            ours: median(ours),
+            theirs: median(theirs),
+            peaks: Some((our_peak, their_peak)),
+        });
+    }
+    rows
+}
+
 fn smoke() {
-    let dir = std::env::temp_dir().join(format!("voxcalc-regions-smoke-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let atlas = dir.join("atlas.nii");
-    write_atlas(&atlas, [9, 8, 7], 5);
+    let dir = TempDir::new("regions-smoke");
+    let atlas = dir.path().join("atlas.nii");
+    write_atlas(&atlas, [12, 10, 9], 5);
     let labels = NiftiImage::open(&atlas).unwrap();
     let map = LabelMap::build(&labels, None, 0.0).unwrap();
-    let n_times = 3;
-    let values: Vec<f32> = (0..n_times * map.n_regions())
-        .map(|i| i as f32 * 0.5)
-        .collect();
-    let signals = Signals::new(Values::F32(values), &[n_times, map.n_regions()], Order::C).unwrap();
+    assert_eq!(map.n_regions(), 5);
+    let signals_path = dir.path().join("signals.npy");
+    write_signals_npy(&signals_path, 3, 5);
+    let signals = read_signals(&signals_path).unwrap().signals;
     for name in ["recon.nii", "recon.nii.gz"] {
-        let out = dir.join(name);
+        let out = dir.path().join(name);
         map.write_signals_img(&signals, &out, &WriteOptions::default())
             .unwrap();
         let back = map
@@ -53,10 +300,51 @@ fn smoke() {
             .unwrap();
         assert_eq!(back.signals, signals, "round trip through {name}");
     }
-    std::fs::remove_dir_all(&dir).unwrap();
     println!("regions bench smoke run: ok (run `cargo bench --bench regions` to measure)");
 }
 
 fn main() {
-    smoke();
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() == 5 && args[1] == "--job" {
+        job(
+            Path::new(&args[2]),
+            Path::new(&args[3]),
+            Path::new(&args[4]),
+        );
+        return;
+    }
+    if !args.iter().any(|a| a == "--bench") {
+        smoke();
+        return;
+    }
+    let dir = TempDir::new("regions-bench");
+    println!(
+        "regions: signals_to_img_labels, voxcalc vs nilearn 0.14 ({} threads; 91x109x91 int16 \
+         atlas, float32 signals)",
+        std::thread::available_parallelism().map_or(1, usize::from)
+    );
+    let mut rows = bench_case(dir.path(), 200, 200, 5, 3);
+    rows.extend(bench_case(dir.path(), 400, 1200, 3, 1));
+    println!(
+        "{:<11} {:<16} {:>10} {:>10} {:>8} {:>16}",
+        "case", "step", "voxcalc", "nilearn", "ratio", "peak MB (v / n)"
+    );
+    for row in &rows {
+        let peaks = row.peaks.map_or(String::new(), |(ours, theirs)| {
+            format!(
+                "{:.0} / {:.0}",
+                ours as f64 / 1024.0,
+                theirs as f64 / 1024.0
+            )
+        });
+        println!(
+            "{:<11} {:<16} {:>9.3}s {:>9.3}s {:>7.1}x {:>16}",
+            row.case,
+            row.step,
+            row.ours,
+            row.theirs,
+            row.theirs / row.ours,
+            peaks
+        );
+    }
 }

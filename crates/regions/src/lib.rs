@@ -18,6 +18,7 @@
 //! raises an `IndexError` for too few and silently ignores extra columns).
 #![deny(missing_docs)]
 
+mod deflate;
 mod error;
 mod io;
 mod labels;

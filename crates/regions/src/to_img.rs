@@ -3,11 +3,12 @@
 //! ([`LabelMap::write_signals_img`]), volumes filled in parallel.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
+use memmap2::{MmapMut, MmapOptions};
 use rayon::prelude::*;
 use voxcalc_nifti::{
     check_output_not_input, output_files, Affine, ByteOrder, ErrorKind, Header, ImageFiles,
@@ -15,19 +16,68 @@ use voxcalc_nifti::{
 };
 use voxcalc_types::DType;
 
+use crate::deflate::gzip_runs;
 use crate::error::{RegionError, RegionErrorKind, Result};
 use crate::labels::{LabelMap, NO_REGION};
 use crate::signals::{Element, Order, Signals, Values};
 use crate::with_values;
 
-/// An image rebuilt from signals, in memory: the values in the signals' dtype, laid out in the
-/// requested order (Fortran order is NIfTI's; C order is numpy's default).
-#[derive(Clone, Debug)]
+/// An image rebuilt from signals, in memory: the values in the signals' dtype and native byte
+/// order, laid out in the requested order (Fortran order is NIfTI's; C order is numpy's
+/// default). The buffer is an anonymous mapping asking for transparent huge pages, so building a
+/// multi-gigabyte image costs thousands of page faults rather than millions.
 pub struct RegionImage {
     header: Header,
     shape: Vec<usize>,
-    values: Values,
+    dtype: DType,
+    data: MmapMut,
+    len: usize,
     order: Order,
+}
+
+impl std::fmt::Debug for RegionImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegionImage")
+            .field("shape", &self.shape)
+            .field("dtype", &self.dtype)
+            .field("order", &self.order)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A zeroed buffer of `len` bytes (anonymous memory, huge pages where the kernel allows).
+fn zeroed_buffer(len: usize) -> Result<MmapMut> {
+    let map = MmapOptions::new().len(len.max(1)).map_anon().map_err(|e| {
+        RegionError::new(
+            RegionErrorKind::Io,
+            format!("cannot allocate {len} bytes for the image: {e}"),
+        )
+    })?;
+    #[cfg(target_os = "linux")]
+    {
+        // Only a hint: without huge pages the buffer works the same, with more page faults.
+        let _ = map.advise(memmap2::Advice::HugePage);
+    }
+    Ok(map)
+}
+
+/// Element `idx` of native-order `bytes` of `dtype`, as f64.
+fn native_f64(bytes: &[u8], dtype: DType, idx: usize) -> f64 {
+    let big = cfg!(target_endian = "big");
+    let size = dtype.size();
+    let src = &bytes[idx * size..(idx + 1) * size];
+    match dtype {
+        DType::F32 => f32::read(src, big).to_f64(),
+        DType::F64 => f64::read(src, big),
+        DType::I8 => i8::read(src, big).to_f64(),
+        DType::U8 => u8::read(src, big).to_f64(),
+        DType::I16 => i16::read(src, big).to_f64(),
+        DType::U16 => u16::read(src, big).to_f64(),
+        DType::I32 => i32::read(src, big).to_f64(),
+        DType::U32 => u32::read(src, big).to_f64(),
+        DType::I64 => i64::read(src, big).to_f64(),
+        _ => f64::NAN,
+    }
 }
 
 impl RegionImage {
@@ -49,15 +99,27 @@ impl RegionImage {
 
     /// The dtype (the signals' dtype).
     pub fn dtype(&self) -> DType {
-        self.values.dtype()
+        self.dtype
     }
 
-    /// The values in [`RegionImage::order`].
-    pub fn values(&self) -> &Values {
-        &self.values
+    /// The values as bytes in native byte order, laid out in [`RegionImage::order`].
+    pub fn bytes(&self) -> &[u8] {
+        &self.data[..self.len]
     }
 
-    /// The memory order of [`RegionImage::values`].
+    /// The values, typed (a copy), laid out in [`RegionImage::order`].
+    pub fn to_values(&self) -> Values {
+        fn read_into<T: Element>(bytes: &[u8], v: &mut Vec<T>) {
+            let size = T::DTYPE.size();
+            let big = cfg!(target_endian = "big");
+            v.extend(bytes.chunks_exact(size).map(|c| T::read(c, big)));
+        }
+        let mut values = Values::zeros(self.dtype, 0).unwrap_or(Values::F64(Vec::new()));
+        with_values!(&mut values, v => read_into(self.bytes(), v));
+        values
+    }
+
+    /// The memory order of [`RegionImage::bytes`].
     pub fn order(&self) -> Order {
         self.order
     }
@@ -71,7 +133,7 @@ impl RegionImage {
             Order::F => i + nx * (j + ny * (k + nz * t)),
             Order::C => ((i * ny + j) * nz + k) * n_times + t,
         };
-        self.values.get_f64(idx)
+        native_f64(self.bytes(), self.dtype, idx)
     }
 
     /// Writes the image (`.nii`, `.nii.gz`, `.hdr`/`.img`), atomically (a temp file beside the
@@ -79,37 +141,40 @@ impl RegionImage {
     pub fn save(&self, path: impl AsRef<Path>, options: &WriteOptions) -> Result<()> {
         let path = path.as_ref();
         let mut out = OutputImage::create(path, &self.header, options)?;
-        with_values!(&self.values, v => copy_to_fortran(v, &self.shape, self.order, out.data_mut()));
+        copy_to_fortran(
+            self.bytes(),
+            self.dtype.size(),
+            &self.shape,
+            self.order,
+            out.data_mut(),
+        );
         out.finish()?;
         Ok(())
     }
 }
 
-/// Copies `values` (laid out in `order`) into `data` in native byte order and Fortran order.
-fn copy_to_fortran<T: Element>(values: &[T], shape: &[usize], order: Order, data: &mut [u8]) {
-    let size = T::DTYPE.size();
+/// Copies native-order `bytes` of `size`-byte elements laid out in `order` into `data` in
+/// Fortran order.
+fn copy_to_fortran(bytes: &[u8], size: usize, shape: &[usize], order: Order, data: &mut [u8]) {
     let [nx, ny, nz] = [shape[0], shape[1], shape[2]];
     let n_voxels = nx * ny * nz;
     let n_times = shape.get(3).copied().unwrap_or(1);
-    if n_voxels == 0 {
+    if n_voxels == 0 || n_times == 0 {
         return;
     }
     match order {
         Order::F => data
-            .par_chunks_mut(size * 65536)
-            .zip(values.par_chunks(65536))
-            .for_each(|(dst, src)| {
-                for (d, s) in dst.chunks_exact_mut(size).zip(src) {
-                    s.write_ne(d);
-                }
-            }),
+            .par_chunks_mut(1 << 20)
+            .zip(bytes.par_chunks(1 << 20))
+            .for_each(|(dst, src)| dst.copy_from_slice(src)),
         Order::C => data
             .par_chunks_mut(size * n_voxels)
             .enumerate()
             .for_each(|(t, dst)| {
                 for (f, d) in dst.chunks_exact_mut(size).enumerate() {
                     let (i, j, k) = (f % nx, (f / nx) % ny, f / (nx * ny));
-                    values[((i * ny + j) * nz + k) * n_times + t].write_ne(d);
+                    let c = ((i * ny + j) * nz + k) * n_times + t;
+                    d.copy_from_slice(&bytes[c * size..(c + 1) * size]);
                 }
             }),
     }
@@ -250,60 +315,65 @@ impl LabelMap {
         let signals = narrowed.as_ref().unwrap_or(signals);
         let header = self.output_header(signals)?;
         let shape = output_shape(self, signals);
-        let n_voxels = self.n_voxels();
-        let n_times = signals.n_times();
-        let values = with_values!(signals.values(), v => Values::from(self.fill_typed(signals, v, order, n_voxels, n_times)));
+        let dtype = signals.dtype();
+        let len = self.n_voxels() * signals.n_times() * dtype.size();
+        let mut data = zeroed_buffer(len)?;
+        with_values!(signals.values(), v => self.fill(signals, v, order, &mut data[..len]));
         Ok(RegionImage {
             header,
             shape,
-            values,
+            dtype,
+            data,
+            len,
             order,
         })
     }
 
-    fn fill_typed<T: Element>(
-        &self,
-        signals: &Signals,
-        v: &[T],
-        order: Order,
-        n_voxels: usize,
-        n_times: usize,
-    ) -> Vec<T> {
-        let mut out = vec![T::default(); n_voxels * n_times];
+    /// Fills the zeroed native-order buffer `out` with the image of `signals` in `order`.
+    fn fill<T: Element>(&self, signals: &Signals, v: &[T], order: Order, out: &mut [u8]) {
+        let n_voxels = self.n_voxels();
+        let n_times = signals.n_times();
+        let size = T::DTYPE.size();
         if n_voxels == 0 || n_times == 0 {
-            return out;
+            return;
         }
         match order {
             Order::F => {
                 let rows = rows_of(signals, v);
                 let n_regions = signals.n_regions();
-                out.par_chunks_mut(n_voxels)
+                out.par_chunks_mut(n_voxels * size)
                     .enumerate()
                     .for_each(|(t, volume)| {
                         let row = &rows[t * n_regions..(t + 1) * n_regions];
                         for run in self.runs() {
-                            volume[run.start..run.start + run.len].fill(row[run.region as usize]);
+                            row[run.region as usize].fill_ne(
+                                &mut volume[run.start * size..(run.start + run.len) * size],
+                            );
                         }
                     });
             }
             Order::C => {
-                // Column r of the signals, contiguous: the T values of every voxel of region r.
-                let columns = columns_of(signals, v);
+                // Column r of the signals as native bytes: the T values of each voxel of region r.
+                let mut columns = vec![0u8; n_times * signals.n_regions() * size];
+                for (element, value) in columns.chunks_exact_mut(size).zip(columns_of(signals, v)) {
+                    value.write_ne(element);
+                }
                 let [nx, ny, nz] = self.shape();
                 let region_of = self.region_of();
-                out.par_chunks_mut(n_times)
+                let column_bytes = n_times * size;
+                out.par_chunks_mut(column_bytes)
+                    .with_min_len(1024)
                     .enumerate()
                     .for_each(|(c, dst)| {
                         let (i, j, k) = (c / (ny * nz), (c / nz) % ny, c % nz);
                         let region = region_of[i + nx * (j + ny * k)];
                         if region != NO_REGION {
                             let r = region as usize;
-                            dst.copy_from_slice(&columns[r * n_times..(r + 1) * n_times]);
+                            dst.copy_from_slice(&columns[r * column_bytes..(r + 1) * column_bytes]);
                         }
                     });
             }
         }
-        out
     }
 
     /// Writes the image of `signals` to `path` without building it in memory: volumes are cut
@@ -413,6 +483,22 @@ fn gzip_member(level: Compression, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     encoder.finish()
 }
 
+/// Zero blocks of this size are left as holes in a plain `.nii` (they read back as zeros and
+/// cost no disk writes: most of a region image is background).
+const HOLE_BYTES: usize = 64 << 10;
+
+/// What a streamed chunk becomes: compressed bytes, or raw bytes with their all-zero blocks.
+enum Piece {
+    Bytes(Vec<u8>),
+    Sparse(Vec<u8>, Vec<bool>),
+}
+
+fn is_zero(block: &[u8]) -> bool {
+    let mut words = block.chunks_exact(16);
+    words.all(|w| u128::from_ne_bytes(w.try_into().unwrap_or([1; 16])) == 0)
+        && words.remainder().iter().all(|&b| b == 0)
+}
+
 /// Streams a single-file image (`.nii` or `.nii.gz`): the header, then the chunks, each filled
 /// by `fill` into a zeroed buffer (and compressed as its own gzip member for `.gz`) in parallel
 /// batches; a batch is written while the next one is produced.
@@ -447,18 +533,35 @@ fn stream_single(
     } else {
         out.write_all(&header_bytes).map_err(write_error)?;
     }
-    let produce = |chunk: &Chunk| -> std::io::Result<Vec<u8>> {
+    // Level 1 (nibabel's, the default) uses the run-length encoder: region images are runs of
+    // equal values, which it codes at memory speed; other levels use zlib-rs.
+    let fast_gz = gz && options.compression_level == 1;
+    let produce = |chunk: &Chunk| -> std::io::Result<Piece> {
         let mut buffer = vec![0u8; (chunk.end - chunk.start) * size];
         fill(chunk, &mut buffer);
-        if gz {
-            gzip_member(level, &buffer)
+        Ok(if fast_gz {
+            Piece::Bytes(gzip_runs(&buffer, size))
+        } else if gz {
+            Piece::Bytes(gzip_member(level, &buffer)?)
         } else {
-            Ok(buffer)
-        }
+            let zero_blocks = buffer.chunks(HOLE_BYTES).map(is_zero).collect();
+            Piece::Sparse(buffer, zero_blocks)
+        })
     };
-    let write_all = |out: &mut BufWriter<&File>, pieces: Vec<std::io::Result<Vec<u8>>>| {
+    let write_all = |out: &mut BufWriter<&File>, pieces: Vec<std::io::Result<Piece>>| {
         for piece in pieces {
-            out.write_all(&piece?)?;
+            match piece? {
+                Piece::Bytes(bytes) => out.write_all(&bytes)?,
+                Piece::Sparse(bytes, zero_blocks) => {
+                    for (block, zero) in bytes.chunks(HOLE_BYTES).zip(zero_blocks) {
+                        if zero {
+                            out.seek(SeekFrom::Current(block.len() as i64))?;
+                        } else {
+                            out.write_all(block)?;
+                        }
+                    }
+                }
+            }
         }
         std::io::Result::Ok(())
     };
@@ -475,7 +578,10 @@ fn stream_single(
     }
     write_all(&mut out, pending).map_err(write_error)?;
     out.flush().map_err(write_error)?;
+    let end = out.stream_position().map_err(write_error)?;
     drop(out);
+    // Trailing zero blocks were skipped: the length makes them part of the file.
+    file.set_len(end).map_err(write_error)?;
     temp.persist(target)
         .map_err(|e| RegionError::io(target, "cannot rename the temp file onto", e.error))?;
     Ok(())

@@ -114,7 +114,7 @@ fn docstring_example_fills_each_region_with_its_column() {
     // C order holds the same image in another layout.
     let c_image = signals_to_img_labels(&signals, &labels, None, 0.0, Order::C).unwrap();
     assert_eq!(image_values(&c_image), expected);
-    let Values::F64(c_values) = c_image.values() else {
+    let Values::F64(c_values) = c_image.to_values() else {
         panic!("float64 expected")
     };
     // C order: voxel (0,0,0) first with its two time points, then (0,0,1) = label 2.
@@ -673,4 +673,34 @@ fn written_text_and_npy_round_trip() {
     assert!(err
         .to_string()
         .contains("must end in .npy, .tsv, .csv or .txt"));
+}
+
+#[test]
+fn background_blocks_of_plain_outputs_are_holes_that_read_as_zeros() {
+    let dir = Dir::new();
+    // Labels only in the first slice: most 64 KiB blocks, the last ones included, are zero.
+    let shape = [100, 100, 20];
+    let n_voxels: usize = shape.iter().product();
+    let label_values: Vec<f64> = (0..n_voxels)
+        .map(|v| if v < 10_000 { (1 + v % 3) as f64 } else { 0.0 })
+        .collect();
+    let labels = dir.img("labels.nii", &shape, DType::I16, &label_values);
+    let map = LabelMap::build(&labels, None, 0.0).unwrap();
+    let signals = Signals::new(
+        Values::F32(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
+        &[2, 3],
+        Order::C,
+    )
+    .unwrap();
+    let path = dir.path("sparse.nii");
+    map.write_signals_img(&signals, &path, &WriteOptions::default())
+        .unwrap();
+    let written = NiftiImage::open(&path).unwrap();
+    let expected = image_values(&map.signals_to_img(&signals, Order::F).unwrap());
+    assert!(written.to_f64_vec() == expected);
+    let header_bytes = written.header().vox_offset;
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        header_bytes + (n_voxels * 2 * 4) as u64
+    );
 }

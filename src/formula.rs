@@ -53,7 +53,6 @@ pub struct EvalOptions {
     pub allow_overwrite_input: bool,
 }
 
-
 /// Time spent in each phase of one evaluation.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Timings {
@@ -118,6 +117,8 @@ impl Evaluated {
 pub struct Written {
     /// The value, for a 0-d result.
     pub scalar: Option<f64>,
+    /// The on-disk dtype of the result.
+    pub dtype: DType,
     /// Warnings about the call.
     pub warnings: Vec<Diagnostic>,
     /// Time spent per phase.
@@ -181,6 +182,22 @@ impl Formula {
             Error::formula(source, errors.into_iter().map(Diagnostic::from).collect())
         })?;
         let used = voxcalc_check::referenced_images(&parsed.expr, &env);
+        if used.is_empty() {
+            let end = source.len() as u32;
+            let diag = Diagnostic::error(
+                "E0301",
+                "the formula uses no image, so its result is not an image",
+                Label::new(TextRange::new(0, end), "this involves no input"),
+            )
+            .with_help(match inputs.first() {
+                Some(input) => format!(
+                    "refer to an input by its name, e.g. `{} * 0 + ({source})`",
+                    input.name
+                ),
+                None => "bind an image with NAME=PATH and use NAME in the formula".to_string(),
+            });
+            return Err(Error::formula(source, vec![diag]));
+        }
         let warnings = inputs
             .iter()
             .filter(|input| !used.contains(&input.name))
@@ -304,6 +321,7 @@ impl Formula {
             evaluated.save(path, &options.write)?;
             return Ok(Written {
                 scalar: evaluated.scalar(),
+                dtype: evaluated.dtype(),
                 warnings: job.warnings,
                 timings: Timings {
                     compile: job.compile_time,
@@ -326,6 +344,7 @@ impl Formula {
         out.finish()?;
         Ok(Written {
             scalar,
+            dtype: job.out_dtype,
             warnings: job.warnings,
             timings: Timings {
                 compile: job.compile_time,
@@ -368,6 +387,23 @@ impl Formula {
                 Ok(*image)
             })
             .collect()
+    }
+
+    /// True when the result is an input image itself or a basic-indexing view of it, stored
+    /// byte-swapped: numpy then hands nilearn a non-native array.
+    fn view_of_swapped_input(&self, ordered: &[&Image]) -> bool {
+        let mut node = self.tree.root_node();
+        loop {
+            match &node.kind {
+                tir::NodeKind::Index { base, .. } => node = self.tree.node(*base),
+                tir::NodeKind::Input { input_idx, .. } => {
+                    let image = ordered[*input_idx];
+                    return image.nifti().scaling().is_none()
+                        && image.raw().byte_order != ByteOrder::native();
+                }
+                _ => return false,
+            }
+        }
     }
 
     /// The compiled plan for these layouts, from the cache or freshly compiled.
@@ -431,6 +467,7 @@ impl Formula {
         let (compiled, compile_time) = self.compiled(&layouts)?;
         let scaled: Vec<Option<Vec<u8>>> = ordered.iter().map(|image| scaled_copy(image)).collect();
         let out_dtype = compiled.plan().output().dtype();
+        let swapped_view = self.view_of_swapped_input(&ordered);
         let mut warnings = self.warnings.clone();
         if let Some(name) = &options.copy_header_from {
             warnings.retain(|w| !w.message.contains(&format!("`{name}`")));
@@ -451,6 +488,7 @@ impl Formula {
             reference,
             threads: options.threads,
             warnings,
+            swapped_view,
         })
     }
 }
@@ -470,6 +508,8 @@ struct Job<'a> {
     reference: &'a Image,
     threads: Option<usize>,
     warnings: Vec<Diagnostic>,
+    /// The result is a view of a byte-swapped 64-bit integer input (see `finish_header`).
+    swapped_view: bool,
 }
 
 impl Job<'_> {
@@ -478,7 +518,7 @@ impl Job<'_> {
     }
 
     fn needs_narrowing(&self) -> bool {
-        matches!(self.out_dtype, DType::I64 | DType::U64)
+        matches!(self.out_dtype, DType::I64 | DType::U64) && !self.swapped_view
     }
 
     fn run(&self, out: &mut [u8], progress: &dyn Progress) -> Result<Duration, Error> {
@@ -519,20 +559,47 @@ impl Job<'_> {
                 self.reference.affine(),
             ),
         };
-        header.map_err(|e| Error::Usage(format!("cannot build the output header: {e}")))
+        let mut header =
+            header.map_err(|e| Error::Usage(format!("cannot build the output header: {e}")))?;
+        if self.shape.is_empty() && self.copy_from.is_none() {
+            // nibabel writes a 0-d image (e.g. `np.mean(img)`) with unit voxel sizes, keeping
+            // the sform and qform offsets.
+            header.pixdim[1..].fill(1.0);
+        }
+        Ok(header)
     }
 
     /// Applies nilearn's int64 rule (int32 when every value fits) and builds the header,
     /// with the calibration range when the header is copied.
     fn finish_header(&self, data: Vec<u8>) -> Result<(Header, Vec<u8>), Error> {
+        if self.swapped_view {
+            // nilearn's int64 rules test `dtype == int64`, which a byte-swapped int64 array
+            // (the result of e.g. `a` or `a[..., 0]` on a big-endian image) is not: such a
+            // result is written as int64, unnarrowed and unrefused.
+            let header = self.header_for(self.out_dtype)?;
+            return Ok(self.with_cal_range(header, data, self.out_dtype));
+        }
         let (dtype, data) = narrow_int64(self.out_dtype, data);
-        let mut header = self.header_for(dtype)?;
+        if matches!(dtype, DType::I64 | DType::U64) && !self.copy_header {
+            return Err(Error::Usage(format!(
+                "the result is {dtype} with values outside the int32 range; nilearn (nibabel) \
+                 refuses to save such an image without a header, because many tools cannot \
+                 read 64-bit integers. Cast it explicitly, e.g. `(...).astype('float64')`, or \
+                 copy a header with copy_header_from"
+            )));
+        }
+        let header = self.header_for(dtype)?;
+        Ok(self.with_cal_range(header, data, dtype))
+    }
+
+    /// Sets `cal_min`/`cal_max` from the data when the header is copied (as nilearn does).
+    fn with_cal_range(&self, mut header: Header, data: Vec<u8>, dtype: DType) -> (Header, Vec<u8>) {
         if self.copy_header {
             let (min, max) = data_range(&data, dtype);
             header.cal_min = min;
             header.cal_max = max;
         }
-        Ok((header, data))
+        (header, data)
     }
 }
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use voxcalc::{EvalOptions, Formula, Image, InputSpec, Severity, WriteOptions};
+use voxcalc::{DType, EvalOptions, Formula, Image, InputSpec, Severity, WriteOptions};
 
 use crate::progress::TerminalProgress;
 
@@ -12,6 +12,7 @@ use crate::progress::TerminalProgress;
 #[derive(Args, Debug)]
 pub struct EvalArgs {
     /// The formula, numpy style, e.g. 'np.where(mask > 0, a - b, 0)'. Quote it for the shell.
+    #[arg(allow_hyphen_values = true)]
     pub formula: String,
     /// Input images as NAME=PATH (.nii, .nii.gz, .hdr/.img); NAME is how the formula refers to
     /// the image. The last one gives the result its affine and NIfTI version (as nilearn).
@@ -25,7 +26,7 @@ pub struct EvalArgs {
     #[arg(long, value_name = "NAME")]
     pub copy_header_from: Option<String>,
     /// Worker threads (default: every core). Results do not depend on it.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", overrides_with = "threads")]
     pub threads: Option<usize>,
     /// gzip level for .gz outputs, 0-9 (nibabel writes 1).
     #[arg(long, value_name = "L", default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=9))]
@@ -46,6 +47,7 @@ pub struct EvalArgs {
 #[derive(Args, Debug)]
 pub struct ExplainArgs {
     /// The formula.
+    #[arg(allow_hyphen_values = true)]
     pub formula: String,
     /// Input images as NAME=PATH (their dtypes, shapes and byte orders shape the code).
     #[arg(value_name = "NAME=PATH", required = true)]
@@ -116,7 +118,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         }
     }
     if let Some(value) = written.scalar {
-        println!("{}", format_scalar(value));
+        println!("{}", format_scalar(value, written.dtype));
     }
     if args.timings {
         let t = written.timings;
@@ -140,13 +142,18 @@ pub fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A scalar as Python prints it: integers without a fraction, floats with `repr` precision.
-pub fn format_scalar(value: f64) -> String {
+/// A scalar as numpy prints it: integers without a fraction, floats with the shortest repr
+/// of their own precision (float32 values as float32).
+pub fn format_scalar(value: f64, dtype: DType) -> String {
     if value.is_nan() {
         "nan".to_string()
     } else if value.is_infinite() {
         if value > 0.0 { "inf" } else { "-inf" }.to_string()
-    } else {
+    } else if !dtype.is_float() {
+        format!("{value:.0}")
+    } else if dtype == DType::F64 {
         format!("{value:?}")
+    } else {
+        format!("{:?}", value as f32)
     }
 }

@@ -396,7 +396,10 @@ def voxcalc_commands(case, paths, voxcalc: str, work: Path, sig_path: Path | Non
         cmd += ["-o", str(out)]
         if case.copy_header_from is not None:
             cmd += ["--copy-header-from", case.copy_header_from]
-        cmd += ["--threads", "1", *case.args]
+        # One thread per process (the harness runs --jobs processes at once) unless the case
+        # chooses its own count.
+        threads = [] if "--threads" in case.args else ["--threads", "1"]
+        cmd += [*threads, *case.args]
         return [cmd], out
     if case.kind == "signals_to_img":
         out = work / f"out{case.out}"

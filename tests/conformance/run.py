@@ -599,9 +599,7 @@ def main(argv=None) -> int:
     try:
         return _run(args, selected, root)
     finally:
-        if args.keep:
-            print(f"outputs kept in {root}", file=sys.stderr)
-        else:
+        if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
 
 
@@ -670,7 +668,8 @@ def _run(args, selected, root: Path) -> int:
     pool.shutdown()
     elapsed = time.monotonic() - started
     label = "conformance self-test" if args.self_test else "conformance"
-    print(f"({len(selected)} cases in {elapsed:.1f} s)", file=sys.stderr)
+    kept = f"; outputs kept in {root}" if args.keep else ""
+    print(f"({len(selected)} cases in {elapsed:.1f} s{kept})", file=sys.stderr, flush=True)
     print(f"{label}: {n_passed} passed, {n_failed} failed")
     return 0 if n_failed == 0 else 1
 

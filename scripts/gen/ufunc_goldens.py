@@ -135,6 +135,26 @@ def cases():
         out.append(("method_mean", "v.mean(axis=-1)", {"v": v}))
         out.append(("zscore", "(v - v.mean(axis=-1)[..., None]) / v.std(axis=-1)[..., None]",
                     {"v": v}))
+    # Summation order: float sums large enough for numpy's pairwise recursion (> 128 elements
+    # per contiguous run), over a Fortran-ordered array, reduced globally, along the contiguous
+    # axis 0, along the last (time) axis, and over a boolean-mask selection.
+    for dt in ["float32", "float64"]:
+        big = np.asfortranarray((rng.standard_normal((150, 4, 3)) * 1000).astype(dt))
+        mask = (np.arange(600).reshape(150, 4, order="F") % 7 != 0).astype(np.uint8)
+        for formula in ["np.sum(vb)", "np.mean(vb)", "np.std(vb)", "np.var(vb, ddof=1)",
+                        "np.sum(vb, axis=0)", "np.mean(vb, axis=(0, 1))", "np.mean(vb, axis=-1)",
+                        "np.std(vb, axis=-1)", "np.mean(vb[m > 0])", "np.std(vb[m > 0])",
+                        "np.sum(vb[:, 1:3, :])", "np.nanmean(vb)", "np.median(vb)",
+                        "np.percentile(vb, 37.5)"]:
+            out.append(("order_" + formula, formula, {"vb": big, "m": mask}))
+        # More strided elements than one numpy buffer (8192): summed per buffer.
+        huge = np.asfortranarray((rng.standard_normal((100, 50, 4)) * 1000).astype(dt))
+        m2 = (np.arange(5000).reshape(100, 50, order="F") % 11 != 0).astype(np.uint8)
+        for formula in ["np.sum(vh[:, 1:49, :])", "np.mean(vh[:, ::2, 1:])", "np.sum(vh)",
+                        "np.mean(vh[m2 > 0])", "np.std(vh[m2 > 0])"]:
+            out.append(("order_" + formula, formula, {"vh": huge, "m2": m2}))
+        long = np.asfortranarray((rng.standard_normal((10000, 3, 2)) * 1000).astype(dt))
+        out.append(("order_long_runs", "np.sum(vl[:, 1:3, :])", {"vl": long}))
     return out
 
 

@@ -117,6 +117,7 @@ impl Interp<'_, '_> {
         let inner_len = lens[0];
         let elem_dtype = self.kernel.dtype(r.elem);
         let mut acc = Accumulator::new(r.op, elem_dtype);
+        let block = self.kernel.pairwise_block(r);
         for flat in 0..total {
             let mut rest = flat;
             for (j, l) in r.loops.iter().enumerate() {
@@ -127,6 +128,9 @@ impl Interp<'_, '_> {
             let included = r.mask.is_none_or(|m| self.get(m).truthy());
             if included {
                 acc.add(self.get(r.elem));
+                if block.is_some_and(|b| acc.kept.len() as u64 == b) {
+                    acc.flush_pairwise();
+                }
             }
             if (flat + 1) % inner_len == 0 {
                 acc.end_run();
@@ -166,7 +170,9 @@ impl Accumulator {
         self.count += 1;
         let Some(acc) = self.acc else {
             match self.op {
-                ReduceOp::Sum(SumOrder::Pairwise | SumOrder::PairwiseAll)
+                ReduceOp::Sum(
+                    SumOrder::Pairwise | SumOrder::PairwiseAll | SumOrder::PairwiseGlobal,
+                )
                 | ReduceOp::Median
                 | ReduceOp::Quantile { .. } => {
                     self.kept.push(x);
@@ -186,7 +192,9 @@ impl Accumulator {
             return;
         };
         let next = match self.op {
-            ReduceOp::Sum(SumOrder::Pairwise | SumOrder::PairwiseAll) => {
+            ReduceOp::Sum(
+                SumOrder::Pairwise | SumOrder::PairwiseAll | SumOrder::PairwiseGlobal,
+            ) => {
                 self.kept.push(x);
                 acc
             }

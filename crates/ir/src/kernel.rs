@@ -220,7 +220,17 @@ pub enum SumOrder {
     /// numpy's pairwise summation over all included elements at once: numpy's order for a
     /// reduction of a boolean-mask selection (`img[mask > 0]` is a new contiguous array).
     PairwiseAll,
+    /// numpy's order for a reduction over every axis: one pairwise sum when the reduction is a
+    /// single loop (its elements are one contiguous run); otherwise numpy copies the strided
+    /// data through its iterator's buffers, which hold as many whole runs of the innermost loop
+    /// as fit in [`NUMPY_BUFFER_SIZE`] elements (at least one run): each buffer is summed
+    /// pairwise and the buffers are accumulated in order (checked against numpy 2.4 on slices
+    /// with runs shorter and longer than a buffer).
+    PairwiseGlobal,
 }
+
+/// The element count of numpy's iterator buffers (`np.getbufsize()`).
+pub const NUMPY_BUFFER_SIZE: u64 = 8192;
 
 /// Reduction operators. The element dtype is the reduction's `elem` value's dtype; the lowering
 /// inserts the casts numpy applies first (e.g. int16 summed as int64, int averaged as float64).
@@ -274,6 +284,7 @@ impl ReduceOp {
                 | ReduceOp::Quantile { .. }
                 | ReduceOp::Sum(SumOrder::Pairwise)
                 | ReduceOp::Sum(SumOrder::PairwiseAll)
+                | ReduceOp::Sum(SumOrder::PairwiseGlobal)
         )
     }
 }
@@ -369,6 +380,16 @@ impl Kernel {
         self.scratch_offsets().1
     }
 
+    /// For a pairwise sum that folds its kept elements every `n` included elements (a
+    /// [`SumOrder::PairwiseGlobal`] sum over several loops), `n`.
+    pub fn pairwise_block(&self, r: &Reduce) -> Option<u64> {
+        if r.op != ReduceOp::Sum(SumOrder::PairwiseGlobal) || r.loops.len() < 2 {
+            return None;
+        }
+        let inner = self.loops[r.loops[0].index()].len.max(1);
+        Some((NUMPY_BUFFER_SIZE / inner).max(1) * inner)
+    }
+
     /// The scratch byte offset of every scratch-using reduction (by value id), and the total.
     pub fn scratch_offsets(&self) -> (Vec<(ValueId, usize)>, usize) {
         let mut offsets = Vec::new();
@@ -382,7 +403,11 @@ impl Kernel {
                         ReduceOp::Sum(SumOrder::Pairwise) => {
                             r.loops.first().map_or(1, |l| self.loops[l.index()].len)
                         }
-                        _ => r.loops.iter().map(|l| self.loops[l.index()].len).product(),
+                        _ => {
+                            let all: u64 =
+                                r.loops.iter().map(|l| self.loops[l.index()].len).product();
+                            self.pairwise_block(r).map_or(all, |b| all.min(b))
+                        }
                     };
                     total += n as usize * 8;
                 }

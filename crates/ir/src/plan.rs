@@ -807,6 +807,8 @@ impl StageBuilder {
             .product();
         let order = if masked {
             SumOrder::PairwiseAll
+        } else if r.axes.len() == operand.shape.ndim() && !r.axes.is_empty() {
+            SumOrder::PairwiseGlobal
         } else if r.axes.contains(&0) {
             SumOrder::Pairwise
         } else {

@@ -143,6 +143,7 @@ pub fn reduce_name(op: ReduceOp) -> String {
         ReduceOp::Sum(SumOrder::Sequential) => "sum".into(),
         ReduceOp::Sum(SumOrder::Pairwise) => "sum_pairwise".into(),
         ReduceOp::Sum(SumOrder::PairwiseAll) => "sum_pairwise_all".into(),
+        ReduceOp::Sum(SumOrder::PairwiseGlobal) => "sum_pairwise_global".into(),
         ReduceOp::Prod => "prod".into(),
         ReduceOp::Min => "min".into(),
         ReduceOp::Max => "max".into(),

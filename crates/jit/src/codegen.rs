@@ -852,6 +852,28 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
         self.constant(s)
     }
 
+    /// Folds the kept elements of a pairwise sum into its accumulator and empties the buffer
+    /// (an empty buffer leaves the accumulator as it is).
+    fn flush_pairwise(
+        &mut self,
+        acc: Variable,
+        count: Variable,
+        base: Value,
+        elem_dtype: DType,
+    ) -> Result<(), JitError> {
+        let n = self.builder.use_var(count);
+        let name = format!("vx_pairwise_{}", Self::float_suffix(elem_dtype));
+        let run = self.call(&name, &[base, n])?;
+        let a = self.builder.use_var(acc);
+        let sum = self.builder.ins().fadd(a, run);
+        let has = self.builder.ins().icmp_imm_s(IntCC::NotEqual, n, 0);
+        let total = self.builder.ins().select(has, sum, a);
+        self.builder.def_var(acc, total);
+        let z = self.builder.ins().iconst(types::I64, 0);
+        self.builder.def_var(count, z);
+        Ok(())
+    }
+
     /// One reduction for every lane: one loop nest, one accumulator (and count, best index,
     /// scratch region) per lane. Masks select rather than branch, so the lanes stay in step.
     fn reduce(&mut self, v: ValueId, r: &Reduce, result: DType) -> Result<Vec<Value>, JitError> {
@@ -859,11 +881,15 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
         let elem_ty = clif_type(elem_dtype);
         let float_pairwise = matches!(
             r.op,
-            ReduceOp::Sum(SumOrder::Pairwise | SumOrder::PairwiseAll)
+            ReduceOp::Sum(SumOrder::Pairwise | SumOrder::PairwiseAll | SumOrder::PairwiseGlobal)
         ) && elem_dtype.is_float();
+        let block = self.kernel.pairwise_block(r).filter(|_| float_pairwise);
         // A pairwise sum folds its kept elements into the total at the end of each run of the
         // innermost loop, or once after all loops for `PairwiseAll`.
-        let flush_depth = if r.op == ReduceOp::Sum(SumOrder::PairwiseAll) {
+        let flush_depth = if matches!(
+            r.op,
+            ReduceOp::Sum(SumOrder::PairwiseAll | SumOrder::PairwiseGlobal)
+        ) {
             r.loops.len() - 1
         } else {
             0
@@ -1016,6 +1042,20 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
             let inc = self.builder.ins().uextend(types::I64, included);
             let n1 = self.builder.ins().iadd(n, inc);
             self.builder.def_var(count[lane], n1);
+            if let Some(block) = block {
+                // A full buffer of kept elements is folded in, as numpy does per buffer.
+                let full = self
+                    .builder
+                    .ins()
+                    .icmp_imm_s(IntCC::Equal, n1, block as i64);
+                let flush = self.builder.create_block();
+                let cont = self.builder.create_block();
+                self.builder.ins().brif(full, flush, &[], cont, &[]);
+                self.builder.switch_to_block(flush);
+                self.flush_pairwise(acc[lane], count[lane], scratch_base[lane], elem_dtype)?;
+                self.builder.ins().jump(cont, &[]);
+                self.builder.switch_to_block(cont);
+            }
         }
 
         // Close the loops, innermost first.
@@ -1028,16 +1068,7 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
             self.loop_vars[l.index()] = None;
             if depth == flush_depth && float_pairwise {
                 for lane in 0..self.lanes {
-                    let n = self.builder.use_var(count[lane]);
-                    let name = format!("vx_pairwise_{}", Self::float_suffix(elem_dtype));
-                    let run = self.call(&name, &[scratch_base[lane], n])?;
-                    let a = self.builder.use_var(acc[lane]);
-                    let sum = self.builder.ins().fadd(a, run);
-                    let has = self.builder.ins().icmp_imm_s(IntCC::NotEqual, n, 0);
-                    let total = self.builder.ins().select(has, sum, a);
-                    self.builder.def_var(acc[lane], total);
-                    let z = self.builder.ins().iconst(types::I64, 0);
-                    self.builder.def_var(count[lane], z);
+                    self.flush_pairwise(acc[lane], count[lane], scratch_base[lane], elem_dtype)?;
                 }
             }
         }

@@ -359,6 +359,7 @@ impl Gen {
                 ReduceOp::Sum(SumOrder::Sequential),
                 ReduceOp::Sum(SumOrder::Pairwise),
                 ReduceOp::Sum(SumOrder::PairwiseAll),
+                ReduceOp::Sum(SumOrder::PairwiseGlobal),
                 ReduceOp::Prod,
                 ReduceOp::Min,
                 ReduceOp::Max,

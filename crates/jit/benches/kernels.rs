@@ -42,6 +42,11 @@ fn formulas(vol: &[usize], bold: &[usize]) -> Vec<Formula> {
             ],
         },
         Formula {
+            name: "G  img - mean",
+            text: "img2 - np.mean(img2)",
+            images: vec![("img2", DType::F32, vol.to_vec())],
+        },
+        Formula {
             name: "S3 time mean",
             text: "np.mean(bold, axis=-1)",
             images: vec![("bold", DType::I16, bold.to_vec())],

@@ -155,7 +155,13 @@ pub fn compile(kernel: &Kernel, options: CompileOptions) -> Result<CompiledKerne
         .insts
         .iter()
         .any(|i| matches!(i.kind, voxcalc_ir::InstKind::Reduce(_)));
-    let lanes = if has_reduction { REDUCTION_LANES } else { 1 };
+    // A domain smaller than the lanes (a global reduction's single voxel) would only repeat
+    // its voxels.
+    let lanes = if has_reduction {
+        REDUCTION_LANES.min(kernel.n_voxels().max(1) as usize)
+    } else {
+        1
+    };
     let helper_sigs = helpers::table();
     let mut jit_builder = JITBuilder::with_isa(isa.clone(), default_libcall_names());
     // Helpers resolve through the static table (registering ~80 symbols per compilation

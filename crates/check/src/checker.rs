@@ -1229,6 +1229,15 @@ impl<'a> Checker<'a> {
             .zip(&chosen.inputs)
             .map(|(a, &d)| self.materialize(a, d))
             .collect();
+        if let Some(fast) = fast_power(op, chosen.output, args) {
+            // numpy computes a float array to the power 2, 0.5 or -1 given as a Python number
+            // with `square`, `sqrt` or `reciprocal` (exact), not with its `pow` routine.
+            let kind = NodeKind::Unary {
+                op: fast,
+                operand: ids[0],
+            };
+            return Ok(Val::Arr(self.push(kind, chosen.output, shape, range)));
+        }
         let kind = match ids.as_slice() {
             [x] => NodeKind::Unary { op, operand: *x },
             [l, r] => NodeKind::Binary {
@@ -2711,6 +2720,26 @@ fn remap(kind: &NodeKind, map: impl Fn(NodeId) -> NodeId) -> NodeKind {
             base: map(*base),
             mask: map(*mask),
         },
+    }
+}
+
+/// The exact unary ufunc numpy uses for `x ** c` / `np.power(x, c)` on a float array when `c`
+/// is a Python number equal to 2, 0.5 or -1 (its fast scalar-power path and its power loop
+/// both special-case these exponents).
+fn fast_power(op: ElemOp, output: DType, args: &[Arg]) -> Option<ElemOp> {
+    if op != ElemOp::Power || !output.is_float() {
+        return None;
+    }
+    let exponent = match args.get(1)?.val {
+        Val::Py(Py::Int(v)) => v as f64,
+        Val::Py(Py::Float(v)) => v,
+        _ => return None,
+    };
+    match exponent {
+        e if e == 2.0 => Some(ElemOp::Square),
+        e if e == 0.5 => Some(ElemOp::Sqrt),
+        e if e == -1.0 => Some(ElemOp::Reciprocal),
+        _ => None,
     }
 }
 

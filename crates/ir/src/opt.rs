@@ -30,13 +30,81 @@ impl Default for OptOptions {
 pub fn optimize(kernel: &Kernel, options: OptOptions) -> Kernel {
     let once = rebuild(kernel, options);
     // A second pass without folding or CSE drops what the first made dead and renumbers.
-    rebuild(
+    let twice = rebuild(
         &once,
         OptOptions {
             fold_constants: false,
             cse: false,
         },
-    )
+    );
+    prune(&twice)
+}
+
+/// Drops views no load reads and loops no reduction runs, renumbering the rest in order.
+pub fn prune(kernel: &Kernel) -> Kernel {
+    let mut k = kernel.clone();
+    let mut view_used = vec![false; k.views.len()];
+    let mut loop_used = vec![false; k.loops.len()];
+    for inst in &k.insts {
+        match &inst.kind {
+            InstKind::Load(v) => view_used[v.index()] = true,
+            InstKind::Reduce(r) => {
+                for l in &r.loops {
+                    loop_used[l.index()] = true;
+                }
+            }
+            _ => {}
+        }
+    }
+    let renumber = |used: &[bool]| -> Vec<Option<u32>> {
+        let mut next = 0u32;
+        used.iter()
+            .map(|&u| {
+                u.then(|| {
+                    next += 1;
+                    next - 1
+                })
+            })
+            .collect()
+    };
+    let view_map = renumber(&view_used);
+    let loop_map = renumber(&loop_used);
+    let new_loop = |l: LoopId| LoopId(loop_map[l.index()].expect("a used loop"));
+    k.views = k
+        .views
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| view_used[*i])
+        .map(|(_, v)| {
+            let mut v = v.clone();
+            v.loop_strides = v
+                .loop_strides
+                .iter()
+                .filter(|(l, _)| loop_used[l.index()])
+                .map(|&(l, s)| (new_loop(l), s))
+                .collect();
+            v
+        })
+        .collect();
+    k.loops = k
+        .loops
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| loop_used[*i])
+        .map(|(_, l)| l.clone())
+        .collect();
+    for inst in &mut k.insts {
+        match &mut inst.kind {
+            InstKind::Load(v) => *v = crate::kernel::ViewId(view_map[v.index()].expect("used")),
+            InstKind::Reduce(r) => {
+                for l in &mut r.loops {
+                    *l = new_loop(*l);
+                }
+            }
+            _ => {}
+        }
+    }
+    k
 }
 
 fn rebuild(kernel: &Kernel, options: OptOptions) -> Kernel {

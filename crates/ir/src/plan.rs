@@ -33,7 +33,7 @@ use crate::kernel::{
     BinaryOp, ByteOrder, InputId, Kernel, KernelBuilder, LoopId, ReduceOp, SumOrder, UnaryOp,
     ValueId, ViewId,
 };
-use crate::opt::{coalesce, optimize, OptOptions};
+use crate::opt::{coalesce, optimize, prune, OptOptions};
 use crate::scalar::{int_to, MathFn, Scalar};
 
 /// How an input image's elements are laid out: strides in elements per numpy axis, and byte
@@ -204,7 +204,7 @@ impl Planner<'_> {
         let kernel =
             sb.b.finish(out)
                 .map_err(|e| PlanError(format!("internal lowering error: {e}")))?;
-        let kernel = coalesce(&optimize(&kernel, OptOptions::default()));
+        let kernel = prune(&coalesce(&optimize(&kernel, OptOptions::default())));
         self.stages.push(Stage {
             shape,
             kernel,

@@ -158,3 +158,47 @@ fn time_mean_and_masked_std_match_numpy() {
     .unwrap();
     assert_eq!(as_f64(&out), vec![5.5, 11.0, 22.0]);
 }
+
+/// Data-driven plan snapshots: every `tests/plans/NAME.formula` file (first line: images as
+/// `name:dtype:dims`, second line: the formula) is planned and its text snapshotted as
+/// `plan_files@NAME`. Adding a case is adding a file.
+#[test]
+fn plan_files() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/plans");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("tests/plans exists")
+        .map(|e| e.expect("readable entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "formula"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    for path in files {
+        let text = std::fs::read_to_string(&path).expect("readable case");
+        let mut lines = text.lines();
+        let images: Vec<(String, DType, Vec<usize>)> = lines
+            .next()
+            .expect("an images line")
+            .split_whitespace()
+            .map(|spec| {
+                let parts: Vec<&str> = spec.split(':').collect();
+                let dims = parts[2]
+                    .split(',')
+                    .map(|d| d.parse().expect("dim"))
+                    .collect();
+                (
+                    parts[0].to_string(),
+                    DType::from_name(parts[1]).expect("dtype"),
+                    dims,
+                )
+            })
+            .collect();
+        let formula = lines.next().expect("a formula line");
+        let borrowed: Vec<(&str, DType, Vec<usize>)> = images
+            .iter()
+            .map(|(n, d, s)| (n.as_str(), *d, s.clone()))
+            .collect();
+        let p = plan_formula(formula, &borrowed);
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        insta::assert_snapshot!(name, format!("{formula}\n\n{p}"));
+    }
+}

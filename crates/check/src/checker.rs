@@ -2735,11 +2735,14 @@ fn fast_power(op: ElemOp, output: DType, args: &[Arg]) -> Option<ElemOp> {
         Val::Py(Py::Float(v)) => v,
         _ => return None,
     };
-    match exponent {
-        e if e == 2.0 => Some(ElemOp::Square),
-        e if e == 0.5 => Some(ElemOp::Sqrt),
-        e if e == -1.0 => Some(ElemOp::Reciprocal),
-        _ => None,
+    if exponent == 2.0 {
+        Some(ElemOp::Square)
+    } else if exponent == 0.5 {
+        Some(ElemOp::Sqrt)
+    } else if exponent == -1.0 {
+        Some(ElemOp::Reciprocal)
+    } else {
+        None
     }
 }
 

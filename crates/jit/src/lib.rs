@@ -107,6 +107,15 @@ fn isa() -> Result<OwnedTargetIsa, JitError> {
         let mut flags = settings::builder();
         flags.set("opt_level", "speed").map_err(|e| e.to_string())?;
         flags.set("is_pic", "false").map_err(|e| e.to_string())?;
+        // The IR verifier costs compile time; debug builds (and so the test suite) keep it.
+        let verify = if cfg!(debug_assertions) {
+            "true"
+        } else {
+            "false"
+        };
+        flags
+            .set("enable_verifier", verify)
+            .map_err(|e| e.to_string())?;
         let isa_builder = cranelift_native::builder().map_err(|e| e.to_string())?;
         isa_builder
             .finish(settings::Flags::new(flags))

@@ -1,6 +1,7 @@
 //! Random formulas (text) over random dtypes: every formula the checker accepts is planned,
 //! compiled and run over blocks on 1, 2 and 4 threads; the result must equal the reference
 //! interpreter's bit for bit (NaN payloads aside) for voxel counts at block tails.
+//! `VOXCALC_FORMULA_CASES=5000` runs more formulas than the default 400.
 
 mod common;
 
@@ -187,7 +188,10 @@ fn run_threads(k: &CompiledKernel, args: &voxcalc_ir::RunArgs<'_>, out: &mut [u8
 #[test]
 fn random_formulas_jit_equals_interpreter() {
     let mut accepted = 0;
-    let total = 400;
+    let total: u64 = std::env::var("VOXCALC_FORMULA_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(400);
     for seed in 0..total {
         let mut rng = Rng(seed * 7919 + 13);
         let n = [0usize, 1, BLOCK as usize - 1, BLOCK as usize + 1, 5][seed as usize % 5];

@@ -36,12 +36,25 @@ use crate::kernel::{
 use crate::opt::{coalesce, optimize, prune, OptOptions};
 use crate::scalar::{int_to, MathFn, Scalar};
 
-/// How an input image's elements are laid out: strides in elements per numpy axis, and byte
-/// order. NIfTI data are Fortran-ordered ([`ImageLayout::fortran`]).
+/// How an input image's elements are laid out: strides in elements per numpy axis, byte
+/// order, and an optional NIfTI scaling applied as the kernel reads. NIfTI data are
+/// Fortran-ordered ([`ImageLayout::fortran`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ImageLayout {
     pub strides: Vec<i64>,
     pub byte_order: ByteOrder,
+    pub scaling: Option<Scaling>,
+}
+
+/// NIfTI `scl_slope`/`scl_inter` scaling: the buffer holds `storage` values and the formula
+/// sees `raw * slope + inter` in the image's (float) dtype, computed as nibabel does (the
+/// multiplication only when `slope != 1`, the addition only when `inter != 0`, each rounded).
+/// Reading through it avoids a float64 copy of the image.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Scaling {
+    pub storage: DType,
+    pub slope: f64,
+    pub inter: f64,
 }
 
 impl ImageLayout {
@@ -50,6 +63,19 @@ impl ImageLayout {
         ImageLayout {
             strides: fortran_strides(shape),
             byte_order,
+            scaling: None,
+        }
+    }
+
+    /// The same layout over raw `storage` values scaled as NIfTI `scl_slope`/`scl_inter`.
+    pub fn scaled(self, storage: DType, slope: f64, inter: f64) -> ImageLayout {
+        ImageLayout {
+            scaling: Some(Scaling {
+                storage,
+                slope,
+                inter,
+            }),
+            ..self
         }
     }
 }
@@ -379,9 +405,36 @@ impl StageBuilder {
                         shape.len()
                     )));
                 }
-                let id = self.input(StageInput::Image(*input_idx), dtype, layout.byte_order);
+                let storage = layout.scaling.map_or(dtype, |sc| sc.storage);
+                if storage == DType::F16 || storage == DType::Bool && layout.scaling.is_some() {
+                    return Err(PlanError(format!(
+                        "image #{input_idx}: {storage} storage is not supported"
+                    )));
+                }
+                let id = self.input(StageInput::Image(*input_idx), storage, layout.byte_order);
                 let strides = layout.strides.clone();
-                self.load(id, &strides, srcs)?
+                let scaling = layout.scaling;
+                let raw = self.load(id, &strides, srcs)?;
+                match scaling {
+                    None => raw,
+                    Some(sc) => {
+                        if !dtype.is_float() {
+                            return Err(PlanError(format!(
+                                "image #{input_idx} is scaled but typed {dtype}"
+                            )));
+                        }
+                        let mut x = self.b.cast(raw, dtype);
+                        if sc.slope != 1.0 {
+                            let slope = self.konst(sc.slope, dtype);
+                            x = self.b.binary(BinaryOp::Mul, x, slope);
+                        }
+                        if sc.inter != 0.0 {
+                            let inter = self.konst(sc.inter, dtype);
+                            x = self.b.binary(BinaryOp::Add, x, inter);
+                        }
+                        x
+                    }
+                }
             }
             NodeKind::Const { value } => {
                 let s = match *value {

@@ -202,3 +202,28 @@ fn plan_files() {
         insta::assert_snapshot!(name, format!("{formula}\n\n{p}"));
     }
 }
+
+#[test]
+fn scaled_images_are_read_as_raw_times_slope_plus_inter() {
+    // A NIfTI int16 image with scl_slope 1.1 and scl_inter -3: nibabel gives the float64 array
+    // raw * 1.1 + (-3) (two roundings), which the formula sees as `img`.
+    let parsed = voxcalc_syntax::parse("img * 2");
+    let mut env = Env::new();
+    env.bind("img", DType::F64, vec![4]);
+    let tree = voxcalc_check::check(&parsed.expr, &env).expect("checks");
+    let layout = ImageLayout::fortran(&[4], ByteOrder::Swapped).scaled(DType::I16, 1.1, -3.0);
+    let p = plan(&tree, &[layout]).expect("plans");
+    let raw: [i16; 4] = [0, 7, -300, i16::MAX];
+    let bytes: Vec<u8> = raw.iter().flat_map(|v| v.to_be_bytes()).collect();
+    let out = execute_interpreted(
+        &p,
+        &[InputBuf {
+            bytes: &bytes,
+            base: 0,
+        }],
+    )
+    .unwrap();
+    let want: Vec<f64> = raw.iter().map(|&r| (r as f64 * 1.1 + -3.0) * 2.0).collect();
+    assert_eq!(as_f64(&out), want);
+    assert!(p.to_string().contains("in0: int16 byteswapped"), "{p}");
+}

@@ -116,3 +116,26 @@ fn dropping_a_kernel_frees_its_code() {
     // Leaking each module's code and data pages would grow by at least 3000 * 8 KiB.
     assert!(grown < 8 * 1024, "resident memory grew by {grown} KiB");
 }
+
+#[test]
+fn scaled_swapped_images_compile_to_the_interpreters_values() {
+    use voxcalc_check::Env;
+    use voxcalc_ir::plan::{execute_interpreted, plan, ImageLayout};
+    let parsed = voxcalc_syntax::parse("np.mean(img, axis=-1) - img[..., 0]");
+    let mut env = Env::new();
+    env.bind("img", DType::F64, vec![5, 3]);
+    let tree = voxcalc_check::check(&parsed.expr, &env).expect("checks");
+    let layout = ImageLayout::fortran(&[5, 3], ByteOrder::Swapped).scaled(DType::U16, 0.37, 12.5);
+    let p = plan(&tree, &[layout]).expect("plans");
+    let bytes: Vec<u8> = (0..15u16).flat_map(|v| (v * 4099).to_be_bytes()).collect();
+    let images = [InputBuf {
+        bytes: &bytes,
+        base: 0,
+    }];
+    let want = execute_interpreted(&p, &images).unwrap();
+    let got = voxcalc_jit::compile_plan(&p, CompileOptions::default())
+        .unwrap()
+        .execute(&images)
+        .unwrap();
+    assert_eq!(got, want);
+}

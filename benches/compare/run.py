@@ -670,6 +670,7 @@ def report_main(results, ctx, machine, inputs, started) -> str:
         ]
     if args.note:
         lines += [f"> {args.note}", ""]
+    lines += _debug_warning(ctx)
     lines += ["## Machine", ""]
     lines += _table(["", ""], [[k, v] for k, v in machine])
     lines += ["", "## Inputs", ""] + inputs_description(inputs)
@@ -762,6 +763,14 @@ def report_main(results, ctx, machine, inputs, started) -> str:
     return "\n".join(lines)
 
 
+def _debug_warning(ctx) -> list[str]:
+    """A debug build of voxcalc compiles and runs kernels many times slower: say so loudly."""
+    path = ctx.voxcalc.path
+    if path and "/debug/" in str(Path(path).resolve()):
+        return [f"> **voxcalc is a debug build** ({path}): its times are not a measurement.", ""]
+    return []
+
+
 def _unavailable_lines(ctx) -> list[str]:
     if not ctx.unavailable:
         return []
@@ -788,7 +797,11 @@ def rerun_command(args) -> str:
         parts.append(f"--scenarios {args.scenarios}")
     if args.no_compute_only:
         parts.append("--no-compute-only")
-    parts.append("--voxcalc target/release/voxcalc")
+    voxcalc = "target/release/voxcalc"
+    if args.voxcalc:
+        given = Path(args.voxcalc).resolve()
+        voxcalc = str(given.relative_to(REPO)) if given.is_relative_to(REPO) else str(given)
+    parts.append(f"--voxcalc {voxcalc}")
     return " ".join(parts)
 
 
@@ -881,6 +894,7 @@ def report_scaling(rows, ctx, machine, started) -> str:
         lines += ["> **Small scale**: tests the harness; not a measurement.", ""]
     if args.note:
         lines += [f"> {args.note}", ""]
+    lines += _debug_warning(ctx)
     lines += ["## Machine", ""] + _table(["", ""], [[k, v] for k, v in machine])
     lines += [
         "",

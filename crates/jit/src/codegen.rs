@@ -6,6 +6,11 @@
 //! address advances by its axis-0 stride. Reductions are nested loops (the first loop of a
 //! reduction innermost). Loads use `notrap` flags only (never `aligned`: mapped data may be
 //! misaligned); byte-swapped inputs are loaded as integers and swapped.
+//!
+//! Kernels with reductions compute several voxels ("lanes") per iteration, each with its own
+//! accumulators, so their sequential (numpy-ordered) accumulations overlap in the pipeline;
+//! single-dtype element-wise kernels run whole 128-bit vectors first (`crate::vector`). Both
+//! finish a row with repeated or scalar voxels, never reading past it.
 
 use std::collections::HashMap;
 

@@ -900,6 +900,9 @@ def report_scaling(rows, ctx, machine, started) -> str:
         "",
         f"## Time and peak RSS as the work grows (whole jobs, median of {args.repeats})",
         "",
+        "Every point was checked against nilearn before timing; a disagreement is listed under"
+        " Problems and its cells read `mismatch` or `failed`.",
+        "",
     ]
     header = ["series", "size", "input MB"]
     for t in tools:

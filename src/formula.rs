@@ -465,7 +465,6 @@ impl Formula {
         };
         let layouts = layouts(&ordered);
         let (compiled, compile_time) = self.compiled(&layouts)?;
-        let scaled: Vec<Option<Vec<u8>>> = ordered.iter().map(|image| scaled_copy(image)).collect();
         let out_dtype = compiled.plan().output().dtype();
         let swapped_view = self.view_of_swapped_input(&ordered);
         let mut warnings = self.warnings.clone();
@@ -476,7 +475,6 @@ impl Formula {
             compiled,
             compile_time,
             ordered,
-            scaled,
             shape: self.shape(),
             out_dtype: if out_dtype == DType::Bool {
                 DType::U8
@@ -498,8 +496,6 @@ struct Job<'a> {
     compiled: Arc<CompiledPlan>,
     compile_time: Duration,
     ordered: Vec<&'a Image>,
-    /// float64 copies of scaled inputs (the kernel reads those instead of the raw bytes).
-    scaled: Vec<Option<Vec<u8>>>,
     shape: Vec<usize>,
     /// The dtype the kernels write (bool stored as uint8: same bytes).
     out_dtype: DType,
@@ -525,9 +521,8 @@ impl Job<'_> {
         let bufs: Vec<InputBuf<'_>> = self
             .ordered
             .iter()
-            .zip(&self.scaled)
-            .map(|(image, scaled)| InputBuf {
-                bytes: scaled.as_deref().unwrap_or(image.raw().bytes),
+            .map(|image| InputBuf {
+                bytes: image.raw().bytes,
                 base: 0,
             })
             .collect();
@@ -673,34 +668,26 @@ fn value_f64(data: &[u8], dtype: DType, idx: usize) -> f64 {
     }
 }
 
-/// The layout the kernels read each image in: Fortran order, and the file's byte order unless
-/// the image is scaled (then a native float64 copy is read).
+/// The layout the kernels read each image in: Fortran order, the file's byte order, and for
+/// scaled images the raw storage dtype with `raw * slope + inter` applied on load (as nibabel
+/// does), so no float64 copy of an input is ever made.
 fn layouts(images: &[&Image]) -> Vec<ImageLayout> {
     images
         .iter()
         .map(|image| {
-            let order = if image.nifti().scaling().is_some()
-                || image.raw().byte_order == ByteOrder::native()
-            {
+            let raw = image.raw();
+            let order = if raw.byte_order == ByteOrder::native() {
                 IrByteOrder::Native
             } else {
                 IrByteOrder::Swapped
             };
-            ImageLayout::fortran(&image.shape(), order)
+            let layout = ImageLayout::fortran(&image.shape(), order);
+            match image.nifti().scaling() {
+                Some(scaling) => layout.scaled(raw.dtype, scaling.slope, scaling.inter),
+                None => layout,
+            }
         })
         .collect()
-}
-
-/// A native float64 copy of a scaled image's values (`raw * slope + inter`, as nibabel), or
-/// `None` when the image is not scaled and is read in place.
-fn scaled_copy(image: &Image) -> Option<Vec<u8>> {
-    let scaling = image.nifti().scaling()?;
-    let raw = image.raw();
-    let mut out = Vec::with_capacity(raw.n_voxels() * 8);
-    for idx in 0..raw.n_voxels() {
-        out.extend_from_slice(&scaling.apply(raw.value_f64(idx)).to_ne_bytes());
-    }
-    Some(out)
 }
 
 /// nilearn's `check_same_fov`: every image has the same shape[:3] and `np.allclose` affines.

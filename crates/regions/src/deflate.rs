@@ -154,16 +154,29 @@ impl Encoder {
     }
 }
 
-/// One gzip member holding `data`, whose elements are `element_size` bytes (1, 2, 4 or 8).
+/// One gzip member holding `data`, whose elements are `element_size` bytes (1 to 8).
 pub fn gzip_runs(data: &[u8], element_size: usize) -> Vec<u8> {
-    let size = element_size.clamp(1, 8);
+    match element_size {
+        1 => gzip_runs_of::<1>(data),
+        2 => gzip_runs_of::<2>(data),
+        4 => gzip_runs_of::<4>(data),
+        8 => gzip_runs_of::<8>(data),
+        3 => gzip_runs_of::<3>(data),
+        5 => gzip_runs_of::<5>(data),
+        6 => gzip_runs_of::<6>(data),
+        _ => gzip_runs_of::<7>(data),
+    }
+}
+
+/// [`gzip_runs`] for elements of `N` bytes (compared as fixed-size arrays, not `memcmp`).
+fn gzip_runs_of<const N: usize>(data: &[u8]) -> Vec<u8> {
     let mut encoder = Encoder {
         bits: BitWriter {
             out: Vec::with_capacity(data.len() / 16 + 64),
             acc: 0,
             n_bits: 0,
         },
-        distance: distance_code(size),
+        distance: distance_code(N),
     };
     encoder
         .bits
@@ -172,21 +185,21 @@ pub fn gzip_runs(data: &[u8], element_size: usize) -> Vec<u8> {
     // BFINAL = 1, BTYPE = 01 (fixed Huffman).
     encoder.bits.put(1, 1);
     encoder.bits.put(1, 2);
-    let n_elements = data.len() / size;
-    let mut idx = 0;
-    while idx < n_elements {
-        let element = &data[idx * size..(idx + 1) * size];
-        let mut end = idx + 1;
-        while end < n_elements && &data[end * size..(end + 1) * size] == element {
-            end += 1;
+    let elements = data.chunks_exact(N);
+    let tail = elements.remainder();
+    let element_at = |chunk: &[u8]| -> [u8; N] { chunk.try_into().unwrap_or([0; N]) };
+    let mut elements = elements.map(element_at).peekable();
+    while let Some(element) = elements.next() {
+        let mut n_repeats = 0;
+        while elements.next_if_eq(&element).is_some() {
+            n_repeats += 1;
         }
-        for &byte in element {
+        for byte in element {
             encoder.literal(byte);
         }
-        encoder.repeat((end - idx - 1) * size, element);
-        idx = end;
+        encoder.repeat(n_repeats * N, &element);
     }
-    for &byte in &data[n_elements * size..] {
+    for &byte in tail {
         encoder.literal(byte);
     }
     let (code, len) = LITERAL_CODES[256];

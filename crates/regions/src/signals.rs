@@ -43,7 +43,16 @@ macro_rules! element {
             }
             fn fill_ne(self, dst: &mut [u8]) {
                 let bytes = self.to_ne_bytes();
-                for chunk in dst.chunks_exact_mut($size) {
+                // 16-byte stores of the repeated element, then the tail element by element.
+                let mut pattern = [0u8; 16];
+                for chunk in pattern.chunks_exact_mut($size) {
+                    chunk.copy_from_slice(&bytes);
+                }
+                let mut blocks = dst.chunks_exact_mut(16);
+                for block in &mut blocks {
+                    block.copy_from_slice(&pattern);
+                }
+                for chunk in blocks.into_remainder().chunks_exact_mut($size) {
                     chunk.copy_from_slice(&bytes);
                 }
             }

@@ -24,8 +24,7 @@ use crate::with_values;
 
 /// An image rebuilt from signals, in memory: the values in the signals' dtype and native byte
 /// order, laid out in the requested order (Fortran order is NIfTI's; C order is numpy's
-/// default). The buffer is an anonymous mapping asking for transparent huge pages, so building a
-/// multi-gigabyte image costs thousands of page faults rather than millions.
+/// default). The buffer is an anonymous mapping faulted in up front.
 pub struct RegionImage {
     header: Header,
     shape: Vec<usize>,
@@ -45,20 +44,29 @@ impl std::fmt::Debug for RegionImage {
     }
 }
 
-/// A zeroed buffer of `len` bytes (anonymous memory, huge pages where the kernel allows).
+/// Whether a buffer being filled needs its background voxels written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Background {
+    /// The buffer is freshly zeroed.
+    AlreadyZero,
+    /// The buffer may hold anything: write the zeros.
+    Write,
+}
+
+/// A zeroed buffer of `len` bytes: anonymous memory faulted in by the kernel in one call
+/// (`MAP_POPULATE`), cheaper than a page fault per 4 KiB while filling. (Transparent huge pages
+/// were tried: on a fresh multi-gigabyte buffer they stall for seconds in compaction.)
 fn zeroed_buffer(len: usize) -> Result<MmapMut> {
-    let map = MmapOptions::new().len(len.max(1)).map_anon().map_err(|e| {
-        RegionError::new(
-            RegionErrorKind::Io,
-            format!("cannot allocate {len} bytes for the image: {e}"),
-        )
-    })?;
-    #[cfg(target_os = "linux")]
-    {
-        // Only a hint: without huge pages the buffer works the same, with more page faults.
-        let _ = map.advise(memmap2::Advice::HugePage);
-    }
-    Ok(map)
+    MmapOptions::new()
+        .len(len.max(1))
+        .populate()
+        .map_anon()
+        .map_err(|e| {
+            RegionError::new(
+                RegionErrorKind::Io,
+                format!("cannot allocate {len} bytes for the image: {e}"),
+            )
+        })
 }
 
 /// Element `idx` of native-order `bytes` of `dtype`, as f64.
@@ -318,7 +326,7 @@ impl LabelMap {
         let dtype = signals.dtype();
         let len = self.n_voxels() * signals.n_times() * dtype.size();
         let mut data = zeroed_buffer(len)?;
-        with_values!(signals.values(), v => self.fill(signals, v, order, &mut data[..len]));
+        with_values!(signals.values(), v => self.fill(signals, v, order, &mut data[..len], Background::AlreadyZero));
         Ok(RegionImage {
             header,
             shape,
@@ -329,8 +337,42 @@ impl LabelMap {
         })
     }
 
-    /// Fills the zeroed native-order buffer `out` with the image of `signals` in `order`.
-    fn fill<T: Element>(&self, signals: &Signals, v: &[T], order: Order, out: &mut [u8]) {
+    /// Writes the image of `signals` (see [`signals_to_img_labels`]) into `out`, a caller-owned
+    /// buffer of native-order elements of the signals' dtype laid out in `order` (int64 signals
+    /// are written as int64 here), background included: reusing one buffer for many images
+    /// saves allocating and faulting in fresh memory each time. Fails when the signals do not
+    /// have one column per label or `out` does not have the image's size.
+    pub fn signals_to_img_into(
+        &self,
+        signals: &Signals,
+        order: Order,
+        out: &mut [u8],
+    ) -> Result<()> {
+        self.check_columns(signals.n_regions(), "the signals")?;
+        let expected = self.n_voxels() * signals.n_times() * signals.dtype().size();
+        if out.len() != expected {
+            return Err(RegionError::new(
+                RegionErrorKind::Signals,
+                format!(
+                    "the output buffer holds {} bytes, the image of these signals needs {expected}",
+                    out.len()
+                ),
+            ));
+        }
+        with_values!(signals.values(), v => self.fill(signals, v, order, out, Background::Write));
+        Ok(())
+    }
+
+    /// Fills the native-order buffer `out` with the image of `signals` in `order`; background
+    /// voxels are written only when `background` says the buffer is not zeroed already.
+    fn fill<T: Element>(
+        &self,
+        signals: &Signals,
+        v: &[T],
+        order: Order,
+        out: &mut [u8],
+        background: Background,
+    ) {
         let n_voxels = self.n_voxels();
         let n_times = signals.n_times();
         let size = T::DTYPE.size();
@@ -345,10 +387,18 @@ impl LabelMap {
                     .enumerate()
                     .for_each(|(t, volume)| {
                         let row = &rows[t * n_regions..(t + 1) * n_regions];
+                        let mut gap_start = 0;
                         for run in self.runs() {
+                            if background == Background::Write {
+                                volume[gap_start * size..run.start * size].fill(0);
+                                gap_start = run.start + run.len;
+                            }
                             row[run.region as usize].fill_ne(
                                 &mut volume[run.start * size..(run.start + run.len) * size],
                             );
+                        }
+                        if background == Background::Write {
+                            volume[gap_start * size..].fill(0);
                         }
                     });
             }
@@ -370,6 +420,8 @@ impl LabelMap {
                         if region != NO_REGION {
                             let r = region as usize;
                             dst.copy_from_slice(&columns[r * column_bytes..(r + 1) * column_bytes]);
+                        } else if background == Background::Write {
+                            dst.fill(0);
                         }
                     });
             }

@@ -704,3 +704,27 @@ fn background_blocks_of_plain_outputs_are_holes_that_read_as_zeros() {
         header_bytes + (n_voxels * 2 * 4) as u64
     );
 }
+
+#[test]
+fn filling_a_reused_buffer_writes_the_background_too() {
+    let dir = Dir::new();
+    let labels = dir.img(
+        "labels.nii",
+        &[3, 2, 2],
+        DType::I16,
+        &[0.0, 1.0, 2.0, 0.0, 2.0, 2.0, 1.0, 0.0, 0.0, 1.0, 2.0, 0.0],
+    );
+    let map = LabelMap::build(&labels, None, 0.0).unwrap();
+    let signals = Signals::new(Values::I32(vec![5, -6, 7, -8]), &[2, 2], Order::C).unwrap();
+    for order in [Order::F, Order::C] {
+        let fresh = map.signals_to_img(&signals, order).unwrap();
+        let mut dirty = vec![0xAB; fresh.bytes().len()];
+        map.signals_to_img_into(&signals, order, &mut dirty)
+            .unwrap();
+        assert_eq!(dirty, fresh.bytes(), "{order:?}");
+    }
+    let err = map
+        .signals_to_img_into(&signals, Order::F, &mut [0u8; 7])
+        .unwrap_err();
+    assert!(err.to_string().contains("holds 7 bytes"), "{err}");
+}

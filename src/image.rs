@@ -6,7 +6,7 @@ use std::path::Path;
 use voxcalc_nifti::{Affine, DataSource, Header, NiftiImage, NiftiVersion, RawView};
 use voxcalc_types::DType;
 
-use crate::Error;
+use crate::{Error, Evaluated};
 
 /// An opened NIfTI image (`.nii`, `.nii.gz`, `.hdr`/`.img`). Plain `.nii` data are
 /// memory-mapped, never copied; gzipped data are inflated once.
@@ -20,6 +20,27 @@ impl Image {
         Ok(Image {
             inner: NiftiImage::open(path)?,
         })
+    }
+
+    /// An image over data held in memory, so that a computed result can be an input of later
+    /// formulas (the REPL keeps `name = formula` results this way). `label` names it in messages
+    /// where a file image shows its path (e.g. `<result m>`). `data` must be the bytes `header`
+    /// declares, in native byte order; they are copied once.
+    pub fn from_memory(label: &str, header: Header, data: &[u8]) -> Result<Image, Error> {
+        Ok(Image {
+            inner: NiftiImage::from_memory(label, header, data)?,
+        })
+    }
+
+    /// A formula's in-memory result as an image (see [`Image::from_memory`]), with the header
+    /// it would be saved with.
+    pub fn from_evaluated(evaluated: Evaluated, label: &str) -> Result<Image, Error> {
+        Image::from_memory(label, evaluated.header, &evaluated.data)
+    }
+
+    /// True for images built from memory rather than opened from a file.
+    pub fn is_in_memory(&self) -> bool {
+        self.inner.data_source() == DataSource::Memory
     }
 
     /// The path it was opened from.
@@ -71,8 +92,10 @@ impl Image {
             DataSource::MappedFile => "memory-mapped",
             DataSource::Decompressed => "gzip, inflated in memory",
             DataSource::DecompressedToTempFile => "gzip, inflated to a temp file",
+            DataSource::Memory => "in memory (a computed result)",
         };
-        let _ = writeln!(out, "file          {}", self.path().display());
+        let label = if self.is_in_memory() { "name" } else { "file" };
+        let _ = writeln!(out, "{label:<14}{}", self.path().display());
         let _ = writeln!(
             out,
             "format        {version}, {:?}-endian, {storage}",

@@ -9,6 +9,7 @@ mod eval;
 mod info;
 mod progress;
 mod regions;
+mod repl;
 
 /// numpy-dialect formulas over NIfTI volumes, compiled to native code.
 ///
@@ -20,6 +21,7 @@ mod regions;
   voxcalc info examples/bold.nii.gz
   voxcalc eval 'np.mean(bold, axis=-1)' bold=examples/bold.nii.gz -o mean.nii.gz
   voxcalc img-to-signals examples/bold.nii.gz --labels examples/atlas.nii.gz -o signals.tsv
+  voxcalc repl anat=examples/anat.nii.gz
 
 Run `voxcalc help COMMAND` for the options and examples of one command.")]
 struct Cli {
@@ -64,6 +66,32 @@ See docs/language.md for every function and operator.")]
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Try formulas interactively: each line is evaluated over the session's images.
+    ///
+    /// Each line is a formula over the images opened with NAME=PATH or `:load`; the answer is a
+    /// summary (dtype, shape, min, max, mean, non-zero and NaN counts, compile and run time) or,
+    /// for a 0-d result, its value. `name = formula` keeps a result for later formulas, `_` is
+    /// the last one. Errors are shown with a caret under the offending token and the session
+    /// goes on. Commands start with `:` (`:help` lists them): `:show NAME` draws slices in the
+    /// terminal, `:png NAME PATH` writes the same picture, `:save NAME PATH` writes a result.
+    /// Tab completes np. functions, methods, names and commands; history is kept in
+    /// $VOXCALC_HISTORY, else $XDG_STATE_HOME/voxcalc/history (~/.local/state/voxcalc/history);
+    /// Ctrl-C cancels a running evaluation, Ctrl-D or `:quit` leaves. With stdin not a
+    /// terminal, lines are read as a script and printed plainly (no prompt, colours or
+    /// timings); the exit status is 1 if any line failed.
+    #[command(after_help = "Examples:
+  voxcalc repl bold=examples/bold.nii.gz mask=examples/mask.nii.gz
+  >>> m = np.mean(bold, axis=-1)
+  >>> brain = np.where(mask > 0, m, 0)
+  >>> np.mean(brain[mask > 0])
+  >>> z = (brain - np.mean(brain)) / np.std(brain)
+  >>> :show z
+  >>> :png z z.png z 12
+  >>> :save z z.nii.gz --copy-header-from mask
+
+Scripted, with the input echoed:
+  printf 'm = np.mean(bold, axis=-1)\\n:show m\\n' | voxcalc repl --echo bold=examples/bold.nii.gz")]
+    Repl(repl::ReplArgs),
     /// Write region signals back to voxels through a label atlas (nilearn's signals_to_img_labels).
     ///
     /// The regions are the sorted unique values of the label image (voxels outside --mask read as
@@ -108,6 +136,7 @@ fn main() -> ExitCode {
         Command::Info { paths } => info::run(&paths),
         Command::SignalsToImg(args) => regions::signals_to_img(&args),
         Command::ImgToSignals(args) => regions::img_to_signals(&args),
+        Command::Repl(args) => repl::run(&args),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

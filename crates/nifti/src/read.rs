@@ -52,6 +52,9 @@ pub enum DataSource {
     Decompressed,
     /// Inflated into a temp file (past the memory budget) that is mapped.
     DecompressedToTempFile,
+    /// Built in memory by [`NiftiImage::from_memory`] (e.g. a REPL result), never read from a
+    /// file.
+    Memory,
 }
 
 /// The mapping holding the data, kept alive with the image.
@@ -169,6 +172,45 @@ impl NiftiImage {
             ImageFiles::Single(file) => open_single(&file, options),
             ImageFiles::Pair { header, data } => open_pair(&header, &data, options),
         }
+    }
+
+    /// An image over data already in memory (a computed result that later formulas read as an
+    /// input). `label` stands in for the path in messages. The data must be exactly the bytes
+    /// the header declares, in native byte order (the header's byte order is set to native);
+    /// they are copied into an anonymous mapping so that they are page-aligned, as mapped and
+    /// inflated images are. Rank 0 (one element, `dim[0] == 0`) is allowed, as for outputs.
+    /// The header's scaling, if any, applies to the data as for a file.
+    pub fn from_memory(
+        label: impl Into<PathBuf>,
+        header: Header,
+        data: &[u8],
+    ) -> Result<NiftiImage> {
+        let label = label.into();
+        let mut header = header;
+        // Laid out as a single file would be, so that the header is one a file could hold.
+        let header_bytes = header
+            .to_bytes(true)
+            .map_err(|detail| NiftiError::new(ErrorKind::BadField, &label, detail))?;
+        header.byte_order = ByteOrder::native();
+        header.is_pair = false;
+        header.vox_offset = header_bytes.len() as u64;
+        header.validate_for_write(&label)?;
+        if data.len() != header.data_bytes() {
+            return Err(NiftiError::new(
+                ErrorKind::Truncated,
+                &label,
+                format!(
+                    "holds {} data bytes but the header declares {}",
+                    data.len(),
+                    header.data_bytes()
+                ),
+            ));
+        }
+        let map_error = |e| NiftiError::io(&label, "cannot allocate the data buffer", e);
+        let mut map = anon_buffer(data.len().max(1)).map_err(map_error)?;
+        map[..data.len()].copy_from_slice(data);
+        let map = map.make_read_only().map_err(map_error)?;
+        finish_image(&label, header, Storage::Map(map), 0, DataSource::Memory)
     }
 
     /// The path the image was opened from (the header file for pairs).

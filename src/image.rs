@@ -23,9 +23,9 @@ impl Image {
     }
 
     /// An image over data held in memory, so that a computed result can be an input of later
-    /// formulas (the REPL keeps `name = formula` results this way). `label` names it in messages
-    /// where a file image shows its path (the REPL uses `m = anat * 2`). `data` must be the bytes `header`
-    /// declares, in native byte order; they are copied once.
+    /// formulas (the REPL keeps `name = formula` results this way). `label` names it in
+    /// messages where a file image shows its path (the REPL uses `m = anat * 2`). `data` must
+    /// be the bytes `header` declares, in native byte order; they are copied once.
     pub fn from_memory(label: &str, header: Header, data: &[u8]) -> Result<Image, Error> {
         Ok(Image {
             inner: NiftiImage::from_memory(label, header, data)?,

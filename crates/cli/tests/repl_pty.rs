@@ -12,9 +12,13 @@ const REPO_ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 const TIMEOUT_MS: u64 = 30_000;
 
 fn start(history: &Path) -> PtySession {
+    start_with(history, "anat=examples/anat.nii.gz")
+}
+
+fn start_with(history: &Path, binding: &str) -> PtySession {
     let mut command = Command::new(env!("CARGO_BIN_EXE_voxcalc"));
     command
-        .args(["repl", "anat=examples/anat.nii.gz"])
+        .args(["repl", binding])
         .current_dir(REPO_ROOT)
         .env("VOXCALC_HISTORY", history)
         .env("TERM", "xterm-256color")
@@ -122,6 +126,29 @@ fn completion_errors_interrupts_and_history() {
     repl.exp_string("1 + kept")
         .expect("the last line is recalled");
     repl.send_control('u').expect("clear the line");
+    repl.send_line(":quit").expect("quit");
+    repl.exp_eof().expect("the session ends on :quit");
+}
+
+#[test]
+fn ctrl_c_cancels_a_running_evaluation_and_the_session_goes_on() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let mut repl = start_with(&tmp.path().join("history"), "bold=examples/bold.nii.gz");
+    // Per-voxel means over a 40x40x40x10 broadcast: 10^10 sines, a minute or more anywhere,
+    // in one output stage (the runtime polls for cancellation between that stage's blocks).
+    repl.send_line(
+        "np.mean(np.sin(bold[..., None, None, None] * 1.0 * bold[..., None, :, None, None] \
+         * bold[..., None, None, :, None] * bold[..., None, None, None, :10]), axis=(-4, -3, -2, -1))",
+    )
+    .expect("send a long formula");
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    repl.send_control('c').expect("ctrl-c");
+    repl.exp_string("evaluation cancelled (Ctrl-C)")
+        .expect("the evaluation stops with a message");
+    repl.exp_string(">>> ").expect("a prompt after cancelling");
+    repl.send_line("np.mean(bold)").expect("send");
+    repl.exp_string("_ = 258.90260261656744  (float64, 0-d)")
+        .expect("the session is usable after cancelling");
     repl.send_line(":quit").expect("quit");
     repl.exp_eof().expect("the session ends on :quit");
 }

@@ -75,11 +75,12 @@ pub fn run(args: &ReplArgs) -> Result<()> {
     };
     let timings = !args.no_timings && (args.timings || (interactive && stdout_terminal));
     let cancel = Arc::new(AtomicBool::new(false));
-    let mut options = SessionOptions {
+    let options = SessionOptions {
         timings,
         colour,
         width: args.width.unwrap_or(100),
         threads: args.threads,
+        progress_bar: interactive,
     };
     let mut session = Session::new(options, cancel.clone());
     let mut failed = false;
@@ -122,12 +123,6 @@ pub fn run(args: &ReplArgs) -> Result<()> {
         .build();
     let mut editor: Editor<ReplHelper, DefaultHistory> = Editor::with_config(config)?;
     editor.set_helper(Some(ReplHelper::new()));
-    if args.width.is_none() {
-        if let Some((columns, _)) = editor.dimensions() {
-            options.width = usize::from(columns).saturating_sub(1).max(20);
-            session = session.with_options(options);
-        }
-    }
     let history = history_path();
     if let Some(path) = &history {
         let _ = editor.load_history(path);
@@ -145,6 +140,11 @@ pub fn run(args: &ReplArgs) -> Result<()> {
         if let Some(helper) = editor.helper_mut() {
             helper.names = session.names();
         }
+        if args.width.is_none() {
+            if let Some((columns, _)) = editor.dimensions() {
+                session.set_width(usize::from(columns).saturating_sub(1).max(20));
+            }
+        }
         match editor.readline(prompt) {
             Ok(line) => {
                 if !line.trim().is_empty() {
@@ -153,6 +153,7 @@ pub fn run(args: &ReplArgs) -> Result<()> {
                         save_history(&mut editor, path);
                     }
                 }
+                cancel.store(false, Ordering::Relaxed);
                 match session.handle(&line) {
                     Ok(Step::Quit) => break,
                     Ok(Step::Continue(text)) => print_output(&text),

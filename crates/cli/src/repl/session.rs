@@ -19,6 +19,7 @@ use voxcalc_syntax::lexer::{lex, TokenKind};
 use super::commands::{self, Command, COMMANDS};
 use super::picture::picture;
 use super::summary::{format_shape, stats, summarize, value_at, SummaryOptions};
+use crate::progress::TerminalProgress;
 
 /// How the session presents results.
 #[derive(Clone, Copy, Debug)]
@@ -31,6 +32,8 @@ pub struct SessionOptions {
     pub width: usize,
     /// Worker threads for evaluations (`None`: every core).
     pub threads: Option<usize>,
+    /// Draw a progress bar on stderr for evaluations longer than a second.
+    pub progress_bar: bool,
 }
 
 /// Where a name's image came from.
@@ -62,14 +65,37 @@ pub struct Session {
     cancel: Arc<AtomicBool>,
 }
 
-/// Forwards progress to nothing and reports cancellation from the Ctrl-C flag.
-struct CancelFlag<'a>(&'a AtomicBool);
+/// Progress of one evaluation: a bar on stderr when enabled, and cancellation from the
+/// Ctrl-C flag.
+struct EvalProgress<'a> {
+    bar: TerminalProgress,
+    cancel: &'a AtomicBool,
+}
 
-impl Progress for CancelFlag<'_> {
-    fn advance(&self, _voxels: u64, _total: u64) {}
+impl<'a> EvalProgress<'a> {
+    fn start(options: &SessionOptions, cancel: &'a AtomicBool) -> EvalProgress<'a> {
+        EvalProgress {
+            bar: TerminalProgress::start(options.progress_bar),
+            cancel,
+        }
+    }
+}
+
+impl Progress for EvalProgress<'_> {
+    fn advance(&self, voxels: u64, total: u64) {
+        self.bar.advance(voxels, total);
+    }
 
     fn cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.cancel.load(Ordering::Relaxed)
+    }
+}
+
+/// The facade's error, with Ctrl-C's cancellation said plainly.
+fn eval_error(err: voxcalc::Error) -> anyhow::Error {
+    match err {
+        voxcalc::Error::Cancelled => anyhow::anyhow!("evaluation cancelled (Ctrl-C)"),
+        other => other.into(),
     }
 }
 
@@ -77,7 +103,8 @@ impl Progress for CancelFlag<'_> {
 const RESERVED: &[&str] = &["np", "numpy", "_"];
 
 impl Session {
-    /// An empty session; `cancel` is set by the Ctrl-C handler to stop a running evaluation.
+    /// An empty session. `cancel` is set by the Ctrl-C handler to stop a running evaluation;
+    /// the caller clears it before each line.
     pub fn new(options: SessionOptions, cancel: Arc<AtomicBool>) -> Session {
         Session {
             vars: Vec::new(),
@@ -86,9 +113,9 @@ impl Session {
         }
     }
 
-    /// The same session with other presentation options.
-    pub fn with_options(self, options: SessionOptions) -> Session {
-        Session { options, ..self }
+    /// Sets the width available for pictures (the terminal may have been resized).
+    pub fn set_width(&mut self, width: usize) {
+        self.options.width = width;
     }
 
     /// The names bound, for completion.
@@ -181,9 +208,10 @@ impl Session {
             threads: self.options.threads,
             ..EvalOptions::default()
         };
-        self.cancel.store(false, Ordering::Relaxed);
-        let res = formula.eval(&images, &options, &CancelFlag(&self.cancel));
-        Ok(res?)
+        let progress = EvalProgress::start(&self.options, &self.cancel);
+        let res = formula.eval(&images, &options, &progress);
+        progress.bar.finish();
+        res.map_err(eval_error)
     }
 
     /// Checks `source` against every name in the session (so that a misspelt name gets a
@@ -330,8 +358,10 @@ impl Session {
                     write,
                     allow_overwrite_input: false,
                 };
-                self.cancel.store(false, Ordering::Relaxed);
-                formula.eval_to_file(&bound, path, &options, &CancelFlag(&self.cancel))?;
+                let progress = EvalProgress::start(&self.options, &self.cancel);
+                let res = formula.eval_to_file(&bound, path, &options, &progress);
+                progress.bar.finish();
+                res.map_err(eval_error)?;
             }
         }
         Ok(())
@@ -603,6 +633,32 @@ fn help() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn session_with_anat(cancel: Arc<AtomicBool>) -> Session {
+        let options = SessionOptions {
+            timings: false,
+            colour: false,
+            width: 80,
+            threads: Some(1),
+            progress_bar: false,
+        };
+        let mut session = Session::new(options, cancel);
+        let anat = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/anat.nii.gz");
+        assert!(session.handle(&format!(":load anat {anat}")).is_ok());
+        session
+    }
+
+    #[test]
+    fn the_ctrl_c_flag_cancels_an_evaluation_and_the_session_goes_on() {
+        let cancel = Arc::new(AtomicBool::new(true));
+        let mut session = session_with_anat(cancel.clone());
+        let err = session.handle("kept = anat * 2").err().expect("cancelled");
+        assert_eq!(err.to_string(), "evaluation cancelled (Ctrl-C)");
+        assert!(!session.names().contains(&"kept".to_string()));
+        cancel.store(false, Ordering::Relaxed);
+        assert!(session.handle("kept = anat * 2").is_ok());
+        assert!(session.names().contains(&"kept".to_string()));
+    }
 
     #[test]
     fn assignments_are_not_comparisons() {

@@ -5,8 +5,6 @@
 //! search. Any inflater reads it (it is plain RFC 1951/1952); data without runs are stored as
 //! fixed-Huffman literals (about 6% larger than raw).
 
-use flate2::Crc;
-
 /// Writes bits least-significant first, as deflate packs them.
 struct BitWriter {
     out: Vec<u8>,
@@ -17,18 +15,21 @@ struct BitWriter {
 impl BitWriter {
     #[inline]
     fn put(&mut self, bits: u32, count: u32) {
+        // At most 31 bits wait in `acc` and a code has at most 13: it never overflows.
         self.acc |= u64::from(bits) << self.n_bits;
         self.n_bits += count;
-        while self.n_bits >= 8 {
-            self.out.push(self.acc as u8);
-            self.acc >>= 8;
-            self.n_bits -= 8;
+        if self.n_bits >= 32 {
+            self.out.extend_from_slice(&(self.acc as u32).to_le_bytes());
+            self.acc >>= 32;
+            self.n_bits -= 32;
         }
     }
 
     fn finish(mut self) -> Vec<u8> {
-        if self.n_bits > 0 {
+        while self.n_bits > 0 {
             self.out.push(self.acc as u8);
+            self.acc >>= 8;
+            self.n_bits = self.n_bits.saturating_sub(8);
         }
         self.out
     }
@@ -154,62 +155,97 @@ impl Encoder {
     }
 }
 
-/// One gzip member holding `data`, whose elements are `element_size` bytes (1 to 8).
-pub fn gzip_runs(data: &[u8], element_size: usize) -> Vec<u8> {
-    match element_size {
-        1 => gzip_runs_of::<1>(data),
-        2 => gzip_runs_of::<2>(data),
-        4 => gzip_runs_of::<4>(data),
-        8 => gzip_runs_of::<8>(data),
-        3 => gzip_runs_of::<3>(data),
-        5 => gzip_runs_of::<5>(data),
-        6 => gzip_runs_of::<6>(data),
-        _ => gzip_runs_of::<7>(data),
+/// Builds one gzip member from a sequence of runs of equal elements (the structure the caller
+/// already knows, e.g. gaps and regions of a volume), without scanning the bytes for repeats.
+pub struct RunEncoder {
+    encoder: Encoder,
+    size: usize,
+    /// The last element pushed, as an integer (its bytes, zero-padded), for a cheap compare.
+    last: Option<u64>,
+    n_bytes: usize,
+}
+
+impl RunEncoder {
+    /// An encoder for elements of `element_size` bytes (1 to 8).
+    pub fn new(element_size: usize) -> RunEncoder {
+        let size = element_size.clamp(1, 8);
+        let mut encoder = Encoder {
+            bits: BitWriter {
+                out: Vec::with_capacity(4096),
+                acc: 0,
+                n_bits: 0,
+            },
+            distance: distance_code(size),
+        };
+        encoder
+            .bits
+            .out
+            .extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255]);
+        // BFINAL = 1, BTYPE = 01 (fixed Huffman).
+        encoder.bits.put(1, 1);
+        encoder.bits.put(1, 2);
+        RunEncoder {
+            encoder,
+            size,
+            last: None,
+            n_bytes: 0,
+        }
+    }
+
+    /// Appends `count` copies of `element` (`element_size` bytes).
+    pub fn push(&mut self, element: &[u8], count: usize) {
+        if count == 0 {
+            return;
+        }
+        let element = &element[..self.size];
+        let mut padded = [0u8; 8];
+        padded[..self.size].copy_from_slice(element);
+        let key = u64::from_le_bytes(padded);
+        let n_repeats = if self.last == Some(key) {
+            count
+        } else {
+            for &byte in element {
+                self.encoder.literal(byte);
+            }
+            self.last = Some(key);
+            count - 1
+        };
+        self.encoder.repeat(n_repeats * self.size, element);
+        self.n_bytes += count * self.size;
+    }
+
+    /// Ends the member. `data` are the bytes pushed (their CRC goes in the trailer).
+    pub fn finish(self, data: &[u8]) -> Vec<u8> {
+        debug_assert_eq!(data.len(), self.n_bytes);
+        let mut encoder = self.encoder;
+        let (code, len) = LITERAL_CODES[256];
+        encoder.bits.put(code, len);
+        let mut out = encoder.bits.finish();
+        out.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out
     }
 }
 
-/// [`gzip_runs`] for elements of `N` bytes (compared as fixed-size arrays, not `memcmp`).
-fn gzip_runs_of<const N: usize>(data: &[u8]) -> Vec<u8> {
-    let mut encoder = Encoder {
-        bits: BitWriter {
-            out: Vec::with_capacity(data.len() / 16 + 64),
-            acc: 0,
-            n_bits: 0,
-        },
-        distance: distance_code(N),
-    };
-    encoder
-        .bits
-        .out
-        .extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255]);
-    // BFINAL = 1, BTYPE = 01 (fixed Huffman).
-    encoder.bits.put(1, 1);
-    encoder.bits.put(1, 2);
-    let elements = data.chunks_exact(N);
-    let tail = elements.remainder();
-    let element_at = |chunk: &[u8]| -> [u8; N] { chunk.try_into().unwrap_or([0; N]) };
-    let mut elements = elements.map(element_at).peekable();
+/// One gzip member holding `data` (elements of `element_size` bytes), found runs and all.
+#[cfg(test)]
+pub fn gzip_runs(data: &[u8], element_size: usize) -> Vec<u8> {
+    let size = element_size.clamp(1, 8);
+    let mut encoder = RunEncoder::new(size);
+    let mut elements = data.chunks_exact(size).peekable();
     while let Some(element) = elements.next() {
-        let mut n_repeats = 0;
+        let mut count = 1;
         while elements.next_if_eq(&element).is_some() {
-            n_repeats += 1;
+            count += 1;
         }
-        for byte in element {
-            encoder.literal(byte);
-        }
-        encoder.repeat(n_repeats * N, &element);
+        encoder.push(element, count);
     }
+    let tail = &data[data.len() - data.len() % size..];
     for &byte in tail {
-        encoder.literal(byte);
+        encoder.encoder.literal(byte);
     }
-    let (code, len) = LITERAL_CODES[256];
-    encoder.bits.put(code, len);
-    let mut out = encoder.bits.finish();
-    let mut crc = Crc::new();
-    crc.update(data);
-    out.extend_from_slice(&crc.sum().to_le_bytes());
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    out
+    encoder.n_bytes += tail.len();
+    encoder.finish(data)
 }
 
 #[cfg(test)]

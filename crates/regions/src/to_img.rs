@@ -16,7 +16,7 @@ use voxcalc_nifti::{
 };
 use voxcalc_types::DType;
 
-use crate::deflate::gzip_runs;
+use crate::deflate::RunEncoder;
 use crate::error::{RegionError, RegionErrorKind, Result};
 use crate::labels::{LabelMap, NO_REGION};
 use crate::signals::{Element, Order, Signals, Values};
@@ -473,15 +473,30 @@ impl LabelMap {
                 start = end;
             }
         }
-        let fill = |chunk: &Chunk, dst: &mut [u8]| {
+        // Fills a chunk's zeroed buffer and, when given, feeds its gaps and runs to a gzip
+        // run encoder.
+        let fill = |chunk: &Chunk, dst: &mut [u8], mut encoder: Option<&mut RunEncoder>| {
             let row = &rows[chunk.t * n_regions..(chunk.t + 1) * n_regions];
+            let zero = [0u8; 8];
+            let mut element = [0u8; 8];
+            let mut done = chunk.start;
             for run in &self.runs()[self.first_run_after(chunk.start)..] {
                 if run.start >= chunk.end {
                     break;
                 }
-                let a = run.start.max(chunk.start) - chunk.start;
-                let b = (run.start + run.len).min(chunk.end) - chunk.start;
-                row[run.region as usize].fill_ne(&mut dst[a * size..b * size]);
+                let a = run.start.max(chunk.start);
+                let b = (run.start + run.len).min(chunk.end);
+                let value = row[run.region as usize];
+                value.fill_ne(&mut dst[(a - chunk.start) * size..(b - chunk.start) * size]);
+                if let Some(encoder) = encoder.as_deref_mut() {
+                    encoder.push(&zero, a - done);
+                    value.write_ne(&mut element[..size]);
+                    encoder.push(&element, b - a);
+                }
+                done = b;
+            }
+            if let Some(encoder) = encoder {
+                encoder.push(&zero, chunk.end - done);
             }
         };
         match output_files(path)? {
@@ -499,7 +514,7 @@ impl LabelMap {
                 }
                 pieces
                     .into_par_iter()
-                    .for_each(|(chunk, dst)| fill(chunk, dst));
+                    .for_each(|(chunk, dst)| fill(chunk, dst, None));
                 out.finish()?;
                 Ok(())
             }
@@ -559,7 +574,7 @@ fn stream_single(
     mut header: Header,
     chunks: &[Chunk],
     size: usize,
-    fill: &(dyn Fn(&Chunk, &mut [u8]) + Sync),
+    fill: &(dyn Fn(&Chunk, &mut [u8], Option<&mut RunEncoder>) + Sync),
     options: &WriteOptions,
 ) -> Result<()> {
     header.byte_order = ByteOrder::native();
@@ -590,12 +605,15 @@ fn stream_single(
     let fast_gz = gz && options.compression_level == 1;
     let produce = |chunk: &Chunk| -> std::io::Result<Piece> {
         let mut buffer = vec![0u8; (chunk.end - chunk.start) * size];
-        fill(chunk, &mut buffer);
         Ok(if fast_gz {
-            Piece::Bytes(gzip_runs(&buffer, size))
+            let mut encoder = RunEncoder::new(size);
+            fill(chunk, &mut buffer, Some(&mut encoder));
+            Piece::Bytes(encoder.finish(&buffer))
         } else if gz {
+            fill(chunk, &mut buffer, None);
             Piece::Bytes(gzip_member(level, &buffer)?)
         } else {
+            fill(chunk, &mut buffer, None);
             let zero_blocks = buffer.chunks(HOLE_BYTES).map(is_zero).collect();
             Piece::Sparse(buffer, zero_blocks)
         })

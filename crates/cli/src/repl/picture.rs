@@ -384,19 +384,25 @@ impl Picture {
     pub fn to_ansi(&self) -> String {
         let mut out = String::new();
         for pair in 0..self.height.div_ceil(2) {
+            // Colours are sent only when they change, which keeps a picture's text small.
+            let mut current: Option<([u8; 3], [u8; 3])> = None;
             for col in 0..self.width {
                 let top = self.cell(2 * pair, col);
                 let bottom = self.cell(2 * pair + 1, col);
                 if top == Cell::Gap && bottom == Cell::Gap {
-                    out.push_str("\x1b[0m ");
+                    if current.take().is_some() {
+                        out.push_str("\x1b[0m");
+                    }
+                    out.push(' ');
                     continue;
                 }
-                let [r1, g1, b1] = self.rgb(2 * pair, col);
-                let [r2, g2, b2] = self.rgb(2 * pair + 1, col);
-                let _ = write!(
-                    out,
-                    "\x1b[38;2;{r1};{g1};{b1}m\x1b[48;2;{r2};{g2};{b2}m\u{2580}"
-                );
+                let colours = (self.rgb(2 * pair, col), self.rgb(2 * pair + 1, col));
+                if current != Some(colours) {
+                    let ([r1, g1, b1], [r2, g2, b2]) = colours;
+                    let _ = write!(out, "\x1b[38;2;{r1};{g1};{b1}m\x1b[48;2;{r2};{g2};{b2}m");
+                    current = Some(colours);
+                }
+                out.push('\u{2580}');
             }
             out.push_str("\x1b[0m\n");
         }
@@ -557,5 +563,27 @@ mod tests {
         };
         let ansi = picture.to_ansi();
         assert!(ansi.starts_with("\x1b[38;2;255;255;255m\x1b[48;2;0;0;0m\u{2580}"));
+    }
+
+    #[test]
+    fn runs_of_one_colour_send_it_once_and_gaps_reset_it() {
+        let picture = Picture {
+            width: 4,
+            height: 1,
+            cells: vec![Cell::Value(1.0), Cell::Value(1.0), Cell::Gap, Cell::Nan],
+            map: ColourMap::Grey { lo: 0.0, hi: 1.0 },
+            captions: Vec::new(),
+        };
+        let first_line = picture
+            .to_ansi()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(
+            first_line,
+            "\x1b[38;2;255;255;255m\x1b[48;2;0;0;0m\u{2580}\u{2580}\x1b[0m \
+             \x1b[38;2;255;0;255m\x1b[48;2;0;0;0m\u{2580}\x1b[0m"
+        );
     }
 }

@@ -550,6 +550,9 @@ fn gzip_member(level: Compression, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     encoder.finish()
 }
 
+/// Fills a chunk's zeroed buffer, feeding its gaps and runs to the gzip run encoder if given.
+type FillChunk<'a> = dyn Fn(&Chunk, &mut [u8], Option<&mut RunEncoder>) + Sync + 'a;
+
 /// Zero blocks of this size are left as holes in a plain `.nii` (they read back as zeros and
 /// cost no disk writes: most of a region image is background).
 const HOLE_BYTES: usize = 64 << 10;
@@ -574,7 +577,7 @@ fn stream_single(
     mut header: Header,
     chunks: &[Chunk],
     size: usize,
-    fill: &(dyn Fn(&Chunk, &mut [u8], Option<&mut RunEncoder>) + Sync),
+    fill: &FillChunk<'_>,
     options: &WriteOptions,
 ) -> Result<()> {
     header.byte_order = ByteOrder::native();

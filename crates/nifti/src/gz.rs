@@ -165,13 +165,17 @@ const INDEXED_HEADER_LEN: usize = 10 + 2 + 4 + 4;
 /// member's buffer against a hostile ISIZE).
 const MAX_INDEXED_MEMBER: usize = 64 << 20;
 
-/// Compresses `head` followed by `body` as one gzip member carrying the size subfield.
+/// Compresses `head` followed by `body` as one gzip member carrying the size subfield, into
+/// `out` (cleared first; passing a used buffer back in avoids faulting in fresh memory for
+/// every member).
 pub(crate) fn gzip_member(
     head: &[u8],
     body: &[u8],
     level: flate2::Compression,
+    mut out: Vec<u8>,
 ) -> io::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(INDEXED_HEADER_LEN + (head.len() + body.len()) / 2 + 1024);
+    out.clear();
+    out.reserve(INDEXED_HEADER_LEN + (head.len() + body.len()) / 2 + 1024);
     out.extend_from_slice(&[0x1f, 0x8b, 8, FEXTRA, 0, 0, 0, 0, 0, 255]);
     out.extend_from_slice(&8u16.to_le_bytes());
     out.extend_from_slice(&INDEX_SUBFIELD);

@@ -294,10 +294,23 @@ fn write_gzip(
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let batch = (rayon::current_num_threads() * 8).max(1);
     let write_error = |e: io::Error| NiftiError::io(target, "cannot write", e);
-    let compress = |(head, body): &(&[u8], &[u8])| gzip_member(head, body, level);
+    // Written members' buffers are reused for later members.
+    let pool = std::sync::Mutex::new(Vec::<Vec<u8>>::new());
+    let compress = |(head, body): &(&[u8], &[u8])| {
+        let buffer = pool
+            .lock()
+            .ok()
+            .and_then(|mut p| p.pop())
+            .unwrap_or_default();
+        gzip_member(head, body, level, buffer)
+    };
     let write_members = |out: &mut BufWriter<&File>, members: Vec<io::Result<Vec<u8>>>| {
         for member in members {
-            out.write_all(&member?)?;
+            let member = member?;
+            out.write_all(&member)?;
+            if let Ok(mut pool) = pool.lock() {
+                pool.push(member);
+            }
         }
         io::Result::Ok(())
     };

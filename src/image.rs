@@ -208,3 +208,53 @@ fn time_unit(code: i32) -> &'static str {
         _ => "invalid",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(shape: &[usize], dtype: DType) -> Header {
+        let affine = [
+            [2.0, 0.0, 0.0, -10.0],
+            [0.0, 2.0, 0.0, -20.0],
+            [0.0, 0.0, 2.0, -30.0],
+            [0.0, 0.0, 0.0, 1.0],
+        ];
+        Header::fresh(NiftiVersion::Nifti1, shape, dtype, &affine).expect("a valid header")
+    }
+
+    #[test]
+    fn in_memory_images_read_back_their_values() {
+        let values: [i16; 6] = [1, -2, 3, -4, 5, -6];
+        let data: Vec<u8> = values.iter().flat_map(|v| v.to_ne_bytes()).collect();
+        let image = Image::from_memory("m = a * 2", header(&[3, 2], DType::I16), &data)
+            .expect("an in-memory image");
+        assert!(image.is_in_memory());
+        assert_eq!(image.shape(), vec![3, 2]);
+        assert_eq!(image.dtype(), DType::I16);
+        assert_eq!(image.path(), Path::new("m = a * 2"));
+        assert_eq!(image.affine()[0][3], -10.0);
+        let raw = image.raw();
+        let read: Vec<f64> = (0..raw.n_voxels()).map(|idx| raw.value_f64(idx)).collect();
+        assert_eq!(read, vec![1.0, -2.0, 3.0, -4.0, 5.0, -6.0]);
+        assert!(image.describe().contains("in memory"));
+    }
+
+    #[test]
+    fn a_0d_result_is_an_image_of_one_value() {
+        let image = Image::from_memory("x", header(&[], DType::F64), &2.5f64.to_ne_bytes())
+            .expect("a 0-d image");
+        assert!(image.shape().is_empty());
+        assert_eq!(image.raw().value_f64(0), 2.5);
+    }
+
+    #[test]
+    fn data_of_the_wrong_size_are_refused_with_the_label() {
+        let err = Image::from_memory("m = a * 2", header(&[3, 2], DType::I16), &[0u8; 10])
+            .err()
+            .expect("a size mismatch is an error");
+        let message = err.to_string();
+        assert!(message.contains("m = a * 2"), "{message}");
+        assert!(message.contains("10"), "{message}");
+    }
+}

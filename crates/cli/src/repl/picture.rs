@@ -15,7 +15,7 @@ use flate2::write::ZlibEncoder;
 use flate2::{Compression, Crc};
 use voxcalc::Image;
 
-use super::summary::{format_sig, value_at};
+use super::summary::{format_sig, Values};
 
 /// A voxel axis a slice is taken across.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,7 +131,7 @@ pub fn picture(image: &Image, spec: &ViewSpec, max_width: usize) -> Result<Pictu
         bail!("the image is empty (shape {shape:?})");
     }
     let volume = Volume {
-        image,
+        values: Values::of(image),
         dims,
         offset: spec.volume * dims[0] * dims[1] * dims[2],
     };
@@ -172,7 +172,7 @@ pub fn picture(image: &Image, spec: &ViewSpec, max_width: usize) -> Result<Pictu
 
 /// One volume of an image.
 struct Volume<'a> {
-    image: &'a Image,
+    values: Values<'a>,
     dims: [usize; 3],
     offset: usize,
 }
@@ -180,7 +180,7 @@ struct Volume<'a> {
 impl Volume<'_> {
     fn value(&self, i: usize, j: usize, k: usize) -> f64 {
         let [nx, ny, _] = self.dims;
-        value_at(self.image, self.offset + i + nx * (j + ny * k))
+        self.values.get(self.offset + i + nx * (j + ny * k))
     }
 
     fn slice(&self, axis: Axis, index: usize) -> Panel {
@@ -216,7 +216,7 @@ impl Volume<'_> {
         let stride = n_voxels.div_ceil(MAX_RANGE_SAMPLES).max(1);
         let mut values: Vec<f64> = (0..n_voxels)
             .step_by(stride)
-            .map(|idx| value_at(self.image, self.offset + idx))
+            .map(|idx| self.values.get(self.offset + idx))
             .filter(|v| v.is_finite())
             .collect();
         colour_map_of(&mut values)

@@ -23,18 +23,47 @@ pub struct Stats {
     pub n_nan: usize,
 }
 
+/// An image's values as a formula sees them (scaling applied), read element by element with
+/// the view and scaling looked up once.
+pub struct Values<'a> {
+    len: usize,
+    get: Box<dyn Fn(usize) -> f64 + 'a>,
+}
+
+impl<'a> Values<'a> {
+    /// The values of `image`.
+    pub fn of(image: &'a Image) -> Values<'a> {
+        let raw = image.raw();
+        let scaling = image.nifti().scaling();
+        Values {
+            len: raw.n_voxels(),
+            get: Box::new(move |voxel_idx| {
+                let value = raw.value_f64(voxel_idx);
+                scaling.map_or(value, |s| s.apply(value))
+            }),
+        }
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Element `voxel_idx` (Fortran order); panics past the end, like slice indexing.
+    pub fn get(&self, voxel_idx: usize) -> f64 {
+        (self.get)(voxel_idx)
+    }
+}
+
 /// Element `voxel_idx` as the value a formula sees (scaling applied).
 pub fn value_at(image: &Image, voxel_idx: usize) -> f64 {
-    let value = image.raw().value_f64(voxel_idx);
-    match image.nifti().scaling() {
-        Some(scaling) => scaling.apply(value),
-        None => value,
-    }
+    Values::of(image).get(voxel_idx)
 }
 
 /// Computes [`Stats`] in one pass.
 pub fn stats(image: &Image) -> Stats {
-    let n_elements = image.raw().n_voxels();
+    let values = Values::of(image);
+    let n_elements = values.len();
     let mut min = f64::INFINITY;
     let mut max = f64::NEG_INFINITY;
     let mut sum = 0.0;
@@ -43,7 +72,7 @@ pub fn stats(image: &Image) -> Stats {
     let mut n_nonzero = 0;
     let mut n_nan = 0;
     for voxel_idx in 0..n_elements {
-        let value = value_at(image, voxel_idx);
+        let value = values.get(voxel_idx);
         if value != 0.0 {
             n_nonzero += 1;
         }

@@ -165,7 +165,7 @@ pub fn parse_text(text: &str, format: SignalsFormat, path: &Path) -> Result<Sign
 pub fn check_header_row(header_labels: &[f64], map: &LabelMap, path: &Path) -> Result<()> {
     map.check_columns(
         header_labels.len(),
-        &format!("the header row of {}", path.display()),
+        &format!("the header row of {} has", path.display()),
     )?;
     if header_labels.iter().zip(map.labels()).all(|(a, b)| a == b) {
         return Ok(());

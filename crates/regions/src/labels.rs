@@ -71,7 +71,7 @@ pub fn format_label(value: f64) -> String {
     }
 }
 
-fn format_shape(shape: &[usize]) -> String {
+pub(crate) fn format_shape(shape: &[usize]) -> String {
     let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
     if dims.len() == 1 {
         format!("({},)", dims[0])
@@ -358,7 +358,8 @@ impl LabelMap {
         &self.warnings
     }
 
-    /// Checks that signals have one column per label; the error says both numbers.
+    /// Checks that signals have one column per label; the error says both numbers. `what` is
+    /// the subject and verb of the message ("the signals have").
     pub fn check_columns(&self, n_columns: usize, what: &str) -> Result<()> {
         if n_columns == self.n_regions() {
             return Ok(());
@@ -371,9 +372,8 @@ impl LabelMap {
         Err(RegionError::new(
             RegionErrorKind::ColumnCount,
             format!(
-                "{what} {} {n_columns} columns ({relation}), but the labels image {} has {} labels \
+                "{what} {n_columns} columns ({relation}), but the labels image {} has {} labels \
                  after masking and removing the background{}",
-                if n_columns == 1 { "has" } else { "have" },
                 self.path.display(),
                 self.n_regions(),
                 self.labels_summary(),

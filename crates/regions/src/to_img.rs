@@ -306,7 +306,7 @@ impl LabelMap {
 
     /// Checks the signals against the labels and narrows int64 signals that fit int32.
     fn prepared(&self, signals: &Signals) -> Result<Option<Signals>> {
-        self.check_columns(signals.n_regions(), "the signals")?;
+        self.check_columns(signals.n_regions(), "the signals have")?;
         if Values::zeros(signals.dtype(), 0).is_none() {
             return Err(RegionError::new(
                 RegionErrorKind::Signals,
@@ -348,7 +348,7 @@ impl LabelMap {
         order: Order,
         out: &mut [u8],
     ) -> Result<()> {
-        self.check_columns(signals.n_regions(), "the signals")?;
+        self.check_columns(signals.n_regions(), "the signals have")?;
         let expected = self.n_voxels() * signals.n_times() * signals.dtype().size();
         if out.len() != expected {
             return Err(RegionError::new(

@@ -6,7 +6,7 @@ use voxcalc_nifti::{ByteOrder, NiftiImage};
 use voxcalc_types::DType;
 
 use crate::error::{RegionError, RegionErrorKind, Result};
-use crate::labels::{check_geometry, shape_3d, LabelMap};
+use crate::labels::{check_geometry, format_shape, shape_3d, LabelMap};
 use crate::signals::{Order, Signals, Values};
 
 /// Region signals extracted from an image, with the label of each column.
@@ -54,10 +54,11 @@ fn check_4d(img: &NiftiImage) -> Result<()> {
     Err(RegionError::new(
         RegionErrorKind::Dimension,
         format!(
-            "{}: the image must be 4-D (a series of volumes), but it is {}-D (shape {shape:?}); \
+            "{}: the image must be 4-D (a series of volumes), but it is {}-D (shape {}); \
              nilearn refuses it too (DimensionError){}",
             img.path().display(),
             shape.len(),
+            format_shape(&shape),
             if shape.len() == 3 {
                 ": add a time axis, e.g. `voxcalc eval 'img[..., None]'`"
             } else {

@@ -2,6 +2,7 @@
 //! line does to them. Output is returned as text so that the terminal loop, the scripted loop
 //! and tests share it.
 
+use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::rc::Rc;
@@ -61,6 +62,8 @@ pub enum Step {
 /// The session state.
 pub struct Session {
     vars: Vec<Var>,
+    /// Recently compiled formulas with the sources and inputs they were compiled for.
+    formulas: RefCell<Vec<FormulaCacheEntry>>,
     options: SessionOptions,
     cancel: Arc<AtomicBool>,
 }
@@ -99,6 +102,12 @@ fn eval_error(err: voxcalc::Error) -> anyhow::Error {
     }
 }
 
+/// A compiled formula keyed by its source and inputs.
+type FormulaCacheEntry = ((String, Vec<InputSpec>), Rc<Formula>);
+
+/// How many compiled formulas a session keeps.
+const FORMULA_CACHE_SIZE: usize = 32;
+
 /// Names a user may not bind.
 const RESERVED: &[&str] = &["np", "numpy", "_"];
 
@@ -108,6 +117,7 @@ impl Session {
     pub fn new(options: SessionOptions, cancel: Arc<AtomicBool>) -> Session {
         Session {
             vars: Vec::new(),
+            formulas: RefCell::new(Vec::new()),
             options,
             cancel,
         }
@@ -218,7 +228,7 @@ impl Session {
     /// suggestion), then compiles it for the names it uses. 0-d results used beside images
     /// are written into the formula as numpy scalars of their dtype, which type exactly as
     /// 0-d arrays do: as inputs they would fail nilearn's same-grid check.
-    fn compile(&self, source: &str) -> Result<(Formula, Vec<&Var>)> {
+    fn compile(&self, source: &str) -> Result<(Rc<Formula>, Vec<&Var>)> {
         let all_specs: Vec<InputSpec> = self
             .vars
             .iter()
@@ -240,16 +250,32 @@ impl Session {
                 .iter()
                 .map(|v| InputSpec::of(&v.name, &v.image))
                 .collect();
-            let formula = Formula::compile(source, &specs)?;
-            return Ok((formula, bound));
+            return Ok((self.cached_formula(source, specs)?, bound));
         }
         let substituted = substitute_scalars(source, &scalars);
         let specs: Vec<InputSpec> = arrays
             .iter()
             .map(|v| InputSpec::of(&v.name, &v.image))
             .collect();
-        let formula = Formula::compile(&substituted, &specs)?;
-        Ok((formula, arrays))
+        Ok((self.cached_formula(&substituted, specs)?, arrays))
+    }
+
+    /// The formula compiled for these inputs, reused when the same line is run again on
+    /// inputs of the same dtypes and shapes (its native code is then not compiled again).
+    fn cached_formula(&self, source: &str, specs: Vec<InputSpec>) -> Result<Rc<Formula>> {
+        let mut cache = self.formulas.borrow_mut();
+        if let Some((_, formula)) = cache
+            .iter()
+            .find(|(key, _)| key.0 == source && key.1 == specs)
+        {
+            return Ok(formula.clone());
+        }
+        let formula = Rc::new(Formula::compile(source, &specs)?);
+        if cache.len() == FORMULA_CACHE_SIZE {
+            cache.remove(0);
+        }
+        cache.push(((source.to_string(), specs), formula.clone()));
+        Ok(formula)
     }
 
     fn command(&mut self, command: Command) -> Result<Step> {
@@ -658,6 +684,21 @@ mod tests {
         cancel.store(false, Ordering::Relaxed);
         assert!(session.handle("kept = anat * 2").is_ok());
         assert!(session.names().contains(&"kept".to_string()));
+    }
+
+    #[test]
+    fn a_formula_run_again_reuses_its_native_code() {
+        let mut session = session_with_anat(Arc::new(AtomicBool::new(false)));
+        assert!(session.handle("anat * 3 + 1").is_ok());
+        let (first, _) = session.compile("anat * 3 + 1").expect("compiles");
+        let (again, _) = session.compile("anat * 3 + 1").expect("compiles");
+        assert!(Rc::ptr_eq(&first, &again));
+        // Rebinding a name to an image of another shape compiles anew.
+        let anat = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/mask.nii.gz");
+        assert!(session.handle(&format!(":load anat {anat}")).is_ok());
+        let (other, _) = session.compile("anat * 3 + 1").expect("compiles");
+        assert!(!Rc::ptr_eq(&first, &other));
+        assert_eq!(other.shape(), vec![24, 28, 24]);
     }
 
     #[test]

@@ -93,7 +93,7 @@ def cases():
         out.append(("round-1", "np.round(a, -1)", {"a": half}))
         out.append(("clip", "np.clip(a, 1, 100)", {"a": a}))
         out.append(("where", "np.where(a > b, a, b)", {"a": a, "b": b}))
-        for to in DTYPES + ["bool"]:
+        for to in DTYPES + ["bool", "float16"]:
             src = a
             if is_float and to != "bool" and np.dtype(to).kind in "iu":
                 # numpy leaves float-to-int casts of NaN, infinities and out-of-range values
@@ -103,6 +103,10 @@ def cases():
                 src = np.where(ok, a, 0).astype(a.dtype)
             out.append((f"astype_{to}", f"a.astype(np.{to})" if to != "bool" else "a.astype(bool)",
                         {"a": src}))
+        if dt in ("uint8", "int8"):
+            # sin of (u)int8 is float16 in numpy, rounded once before the float64 addition.
+            out.append(("float16_mixed", "np.exp(a / 10.0) + np.sin(a)", {"a": a}))
+            out.append(("float16_compare", "np.sqrt(a) > 1.4142", {"a": a}))
         for f in BINARY_ALL + (BINARY_FLOAT if is_float else BINARY_INT):
             out.append((f, f"np.{f}(a, b)", {"a": a, "b": b}))
         if not is_float:
@@ -158,6 +162,34 @@ def cases():
     return out
 
 
+def f16_rounding_lines():
+    """numpy's rounding of float32 and float64 values to float16 (`x.astype(np.float16)` read
+    back in x's dtype), for crates/ir/tests/f16.rs and crates/jit/tests/f16.rs: every float16
+    value, every midpoint between neighbours (ties to even) and the values one ULP either side,
+    subnormals, the overflow threshold (65504, 65520), infinities, NaN and seeded random values.
+    Line format: `<f32|f64> <hex bits of x> <hex bits of the rounded value>`."""
+    rng = np.random.default_rng(20261122)
+    h = np.arange(0, 0x7C00, dtype=np.uint16).view(np.float16).astype(np.float64)
+    mids = (h[:-1] + h[1:]) / 2
+    base = np.concatenate([h, mids, [65504.0, 65519.0, 65520.0, 65536.0, 1e6, 1e-8, 2.0 ** -25,
+                                     2.0 ** -24, 3 * 2.0 ** -26, 5.960464477539063e-08,
+                                     6.097555160522461e-05, 6.103515625e-05, np.inf, np.nan]])
+    base = np.concatenate([base, -base])
+    lines = []
+    for dt, it in [(np.float32, np.uint32), (np.float64, np.uint64)]:
+        x = base.astype(dt)
+        near = np.concatenate([x, np.nextafter(x, dt(np.inf)), np.nextafter(x, dt(-np.inf))])
+        rand = (rng.standard_normal(4000) * 10.0 ** rng.integers(-9, 6, 4000)).astype(dt)
+        vals = np.concatenate([near, rand])
+        with np.errstate(all="ignore"):
+            out = vals.astype(np.float16).astype(dt)
+        name = "f32" if dt == np.float32 else "f64"
+        width = 8 if dt == np.float32 else 16
+        for a, b in zip(vals.view(it), out.view(it)):
+            lines.append(f"{name} {int(a):0{width}x} {int(b):0{width}x}")
+    return lines
+
+
 def enc(arr):
     arr = np.asarray(arr)
     dims = ",".join(str(d) for d in arr.shape) or "-"
@@ -184,6 +216,8 @@ def main():
         lines.append("end")
     with open(os.path.join(OUT, "cases.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
+    with open(os.path.join(OUT, "f16_rounding.txt"), "w") as f:
+        f.write("\n".join(f16_rounding_lines()) + "\n")
     print(f"wrote {sum(1 for l in lines if l.startswith('case '))} cases to {OUT}", file=sys.stderr)
 
 

@@ -108,6 +108,10 @@ pub enum UnaryOp {
     Trunc,
     /// Round to nearest, ties to even (`np.rint`).
     Rint,
+    /// Round to float16 precision, keeping the dtype ([`crate::scalar::round_f16`], float32 or
+    /// float64): float16 values are carried in float32 and rounded where numpy converts them
+    /// to another type.
+    RoundF16,
     /// Tests giving bool.
     IsNan,
     IsInf,
@@ -563,6 +567,7 @@ impl Kernel {
                     | UnaryOp::Ceil
                     | UnaryOp::Trunc
                     | UnaryOp::Rint
+                    | UnaryOp::RoundF16
                     | UnaryOp::Math(_) => {
                         if !at.is_float() {
                             return fail("float function on a non-float");

@@ -30,11 +30,11 @@ use voxcalc_check::tir::{self, ElemOp, IndexItem, NodeId, NodeKind, Tree};
 use voxcalc_types::DType;
 
 use crate::kernel::{
-    BinaryOp, ByteOrder, InputId, Kernel, KernelBuilder, LoopId, ReduceOp, SumOrder, UnaryOp,
-    ValueId, ViewId,
+    BinaryOp, ByteOrder, InputId, InstKind, Kernel, KernelBuilder, LoopId, ReduceOp, SumOrder,
+    UnaryOp, ValueId, ViewId,
 };
 use crate::opt::{coalesce, optimize, prune, OptOptions};
-use crate::scalar::{int_to, MathFn, Scalar};
+use crate::scalar::{int_to, round_f16_f64, MathFn, Scalar};
 
 /// How an input image's elements are laid out: strides in elements per numpy axis, byte
 /// order, and an optional NIfTI scaling applied as the kernel reads. NIfTI data are
@@ -303,6 +303,22 @@ fn compute_dtype(d: DType) -> DType {
 }
 
 impl StageBuilder {
+    /// `v` rounded to float16 precision (once: a rounded value is returned as it is).
+    fn round_f16(&mut self, v: ValueId) -> ValueId {
+        let k = self.b.kernel();
+        let is_rounded =
+            |v: ValueId| matches!(k.inst(v).kind, InstKind::Unary(UnaryOp::RoundF16, _));
+        // A float16 value converted to float32 (from float64) is still that float16 value.
+        let rounded = match k.inst(v).kind {
+            InstKind::Cast(a) => is_rounded(a) && k.dtype(a).is_float() && k.dtype(v).is_float(),
+            _ => is_rounded(v),
+        };
+        if rounded {
+            return v;
+        }
+        self.b.unary(UnaryOp::RoundF16, v)
+    }
+
     fn konst(&mut self, value: f64, dtype: DType) -> ValueId {
         self.b.constant(Scalar::F64(value).cast(dtype))
     }
@@ -439,6 +455,15 @@ impl StageBuilder {
             NodeKind::Const { value } => {
                 let s = match *value {
                     tir::Scalar::Bool(b) => Scalar::Bool(b),
+                    // A float16 constant holds a float16 value (e.g. the 0.1 of `f16 > 0.1`).
+                    _ if n.dtype == DType::F16 => {
+                        let x = match *value {
+                            tir::Scalar::Int(i) => i as f64,
+                            tir::Scalar::Float(x) => x,
+                            tir::Scalar::Bool(_) => unreachable!("matched above"),
+                        };
+                        Scalar::F32(round_f16_f64(x) as f32)
+                    }
                     tir::Scalar::Int(i) => int_to(i, dtype),
                     tir::Scalar::Float(x) => Scalar::F64(x).cast(dtype),
                 };
@@ -447,7 +472,31 @@ impl StageBuilder {
             NodeKind::Cast { operand } => {
                 let s = child(self, *operand);
                 let v = self.lower(pl, *operand, &s)?;
-                self.b.cast(v, dtype)
+                let from = tree.node(*operand).dtype;
+                if from == DType::F16 && n.dtype == DType::F16 {
+                    v
+                } else if from == DType::F16 {
+                    // A float16 value promoted or converted: numpy converts the float16 value.
+                    let v = self.round_f16(v);
+                    self.b.cast(v, dtype)
+                } else if n.dtype == DType::F16
+                    && matches!(from, DType::Bool | DType::U8 | DType::I8)
+                {
+                    // Every bool, uint8 and int8 value is a float16 value.
+                    self.b.cast(v, dtype)
+                } else if n.dtype == DType::F16 {
+                    // A cast to float16: round once from the source (a float64 rounded through
+                    // float32 could round twice).
+                    let v = if self.b.kernel().dtype(v) == DType::F64 {
+                        self.round_f16(v)
+                    } else {
+                        let v = self.b.cast(v, DType::F32);
+                        self.round_f16(v)
+                    };
+                    self.b.cast(v, dtype)
+                } else {
+                    self.b.cast(v, dtype)
+                }
             }
             NodeKind::Unary { op, operand } => {
                 let s = child(self, *operand);
@@ -456,8 +505,13 @@ impl StageBuilder {
             }
             NodeKind::Binary { op, lhs, rhs } => {
                 let (sl, sr) = (child(self, *lhs), child(self, *rhs));
-                let a = self.lower(pl, *lhs, &sl)?;
-                let b = self.lower(pl, *rhs, &sr)?;
+                let mut a = self.lower(pl, *lhs, &sl)?;
+                let mut b = self.lower(pl, *rhs, &sr)?;
+                if n.dtype == DType::Bool && tree.node(*lhs).dtype == DType::F16 {
+                    // A comparison of float16 values compares the float16 values.
+                    a = self.round_f16(a);
+                    b = self.round_f16(b);
+                }
                 self.binary(*op, a, b, dtype)?
             }
             NodeKind::Where {
@@ -1111,6 +1165,12 @@ impl StageBuilder {
         let body = (|| -> Result<(ValueId, Option<ValueId>), PlanError> {
             let x = self.lower(pl, r.operand, &osrcs)?;
             let x = self.b.cast(x, compute_dtype(operand.dtype));
+            // numpy reduces the float16 values of a float16 operand.
+            let x = if operand.dtype == DType::F16 {
+                self.round_f16(x)
+            } else {
+                x
+            };
             let mut mask = None;
             if let Some((_, mask_node)) = mask_sel {
                 let Src::Mask(mask_loops) = &osrcs[0] else {

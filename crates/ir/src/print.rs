@@ -96,6 +96,7 @@ pub fn unary_name(op: UnaryOp) -> &'static str {
         UnaryOp::Ceil => "ceil",
         UnaryOp::Trunc => "trunc",
         UnaryOp::Rint => "rint",
+        UnaryOp::RoundF16 => "round_f16",
         UnaryOp::IsNan => "isnan",
         UnaryOp::IsInf => "isinf",
         UnaryOp::IsFinite => "isfinite",

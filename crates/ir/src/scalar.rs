@@ -780,6 +780,42 @@ pub fn median_f32(values: &mut [f32]) -> f32 {
     }
 }
 
+/// Rounds a float32 value to the nearest float16 value and returns it as float32: what numpy's
+/// `np.float32(x).astype(np.float16).astype(np.float32)` gives.
+///
+/// Round to nearest, ties to even, with float16 subnormals (multiples of 2^-24), overflow to
+/// infinity from 65520 up (halfway between 65504, the largest float16, and 2^16), infinities and
+/// signed zeros kept and NaN kept as NaN. Kernels carry float16 values in float32 and round with
+/// this where numpy converts a float16 value into another type (see the planner).
+pub fn round_f16(x: f32) -> f32 {
+    round_f16_f64(f64::from(x)) as f32
+}
+
+/// Rounds a float64 value to the nearest float16 value in one step, as numpy's float64 to
+/// float16 cast does (rounding to float32 first could round twice), and returns it as float64.
+/// The rules are those of [`round_f16`].
+pub fn round_f16_f64(x: f64) -> f64 {
+    const MIN_NORMAL: f64 = 6.103_515_625e-5; // 2^-14
+    if x.is_nan() || x.is_infinite() {
+        return x;
+    }
+    let a = x.abs();
+    let rounded = if a >= 65520.0 {
+        f64::INFINITY
+    } else if a < MIN_NORMAL {
+        // Subnormal float16: a multiple of 2^-24; both scalings are exact.
+        (a * 16_777_216.0).round_ties_even() / 16_777_216.0
+    } else {
+        // Keep 10 of float64's 52 fraction bits, ties to even (a carry into the exponent is
+        // the right result; below 65520 it cannot reach infinity).
+        let bits = a.to_bits();
+        let lsb = (bits >> 42) & 1;
+        let half = (1u64 << 41) - 1;
+        f64::from_bits((bits + half + lsb) & !((1u64 << 42) - 1))
+    };
+    rounded.copysign(x)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -828,5 +864,27 @@ mod tests {
         );
         assert_eq!(Scalar::F64(1e30).cast(DType::U64), Scalar::U64(0));
         assert_eq!(Scalar::F64(-1.5).cast(DType::U64), Scalar::U64(u64::MAX));
+    }
+
+    #[test]
+    fn float16_rounding_follows_ieee_half_precision() {
+        // 2049 is halfway between the float16 neighbours 2048 and 2050: ties to even (2048);
+        // 2051 is halfway between 2050 and 2052: ties to even (2052).
+        assert_eq!(round_f16(2049.0), 2048.0);
+        assert_eq!(round_f16(2051.0), 2052.0);
+        assert_eq!(round_f16(65504.0), 65504.0);
+        assert_eq!(round_f16(65519.996), 65504.0);
+        assert_eq!(round_f16(65520.0), f32::INFINITY);
+        assert_eq!(round_f16(-65520.0), f32::NEG_INFINITY);
+        // The smallest subnormal is 2^-24; half of it ties to even (0), a bit more rounds up.
+        assert_eq!(round_f16(2f32.powi(-25)).to_bits(), 0);
+        assert_eq!(round_f16(2f32.powi(-25) * 1.01), 2f32.powi(-24));
+        assert_eq!(round_f16(-0.0).to_bits(), (-0.0f32).to_bits());
+        assert!(round_f16(f32::NAN).is_nan());
+        // float64 rounds once: 1 + 2^-11 + 2^-40 is just above a float16 midpoint, but rounds
+        // to the midpoint (then to even, 1.0) if it goes through float32 first.
+        let x = 1.0 + 2f64.powi(-11) + 2f64.powi(-40);
+        assert_eq!(round_f16_f64(x), 1.0 + 2f64.powi(-10));
+        assert_eq!(round_f16(x as f32), 1.0);
     }
 }

@@ -654,6 +654,10 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
                     let name = format!("vx_{}_{}", f.name(), Self::float_suffix(dtype));
                     return self.call(&name, &[x]);
                 }
+                UnaryOp::RoundF16 => {
+                    let name = format!("vx_round_f16_{}", Self::float_suffix(dtype));
+                    return self.call(&name, &[x]);
+                }
                 UnaryOp::Not => x,
             }
         } else if dtype == DType::Bool {

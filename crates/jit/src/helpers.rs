@@ -69,6 +69,12 @@ math_helpers! {
     Cbrt => cbrt_f32, cbrt_f64;
 }
 
+extern "C" fn round_f16_f32(x: f32) -> f32 {
+    scalar::round_f16(x)
+}
+extern "C" fn round_f16_f64(x: f64) -> f64 {
+    scalar::round_f16_f64(x)
+}
 extern "C" fn pow_f32(a: f32, b: f32) -> f32 {
     a.powf(b)
 }
@@ -226,6 +232,8 @@ fn all() -> Vec<Helper> {
         add(&format!("vx_{}_f32", f.name()), a32, &[F32], F32);
         add(&format!("vx_{}_f64", f.name()), a64, &[F64], F64);
     }
+    add("vx_round_f16_f32", round_f16_f32 as *const u8, &[F32], F32);
+    add("vx_round_f16_f64", round_f16_f64 as *const u8, &[F64], F64);
     let bin32: [(&str, extern "C" fn(f32, f32) -> f32); 7] = [
         ("pow", pow_f32),
         ("floordiv", floordiv_f32),

@@ -90,7 +90,7 @@ pub(crate) fn plan(kernel: &Kernel) -> Option<VectorPlan> {
                     | UnaryOp::SignBit,
                     false,
                 ) => float,
-                (UnaryOp::Math(_), false) => false,
+                (UnaryOp::Math(_) | UnaryOp::RoundF16, false) => false,
             },
             InstKind::Binary(op, a, _) => {
                 let on_bool = operand(a) == DType::Bool;

@@ -191,10 +191,11 @@ impl Gen {
         let dt = self.dtype(a);
         let op = if dt.is_float() {
             let f = self.rng.pick(&MathFn::ALL);
-            let f = if self.only.is_some() {
-                UnaryOp::Rint
+            // Calls (transcendental functions, float16 rounding) have no vector form.
+            let (f, round) = if self.only.is_some() {
+                (UnaryOp::Rint, UnaryOp::Rint)
             } else {
-                UnaryOp::Math(f)
+                (UnaryOp::Math(f), UnaryOp::RoundF16)
             };
             self.rng.pick(&[
                 UnaryOp::Neg,
@@ -208,6 +209,7 @@ impl Gen {
                 UnaryOp::IsInf,
                 UnaryOp::IsFinite,
                 UnaryOp::SignBit,
+                round,
                 f,
             ])
         } else if dt == DType::Bool {

@@ -5,7 +5,9 @@
 //! Orientation (voxel axes, the affine is not applied): a `z` slice shows `i` left to right
 //! and `j` bottom to top; a `y` slice shows `i` left to right and `k` bottom to top; an `x`
 //! slice shows `j` left to right and `k` bottom to top. Orthogonal views are `x`, `y`, `z`
-//! side by side, as nilearn's `plot_anat` shows them.
+//! side by side, as nilearn's `plot_anat` shows them. Voxels are drawn with their aspect
+//! ratio: the smallest voxel size is one pixel and longer sides stretch (up to
+//! [`MAX_STRETCH`] times), so anisotropic images are not squashed.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -34,6 +36,15 @@ impl Axis {
             Axis::X => 'x',
             Axis::Y => 'y',
             Axis::Z => 'z',
+        }
+    }
+
+    /// The voxel axes shown across and up in a slice across this axis.
+    fn plane(self) -> (usize, usize) {
+        match self {
+            Axis::X => (1, 2),
+            Axis::Y => (0, 2),
+            Axis::Z => (0, 1),
         }
     }
 
@@ -130,6 +141,7 @@ pub fn picture(image: &Image, spec: &ViewSpec, max_width: usize) -> Result<Pictu
     if dims.contains(&0) {
         bail!("the image is empty (shape {shape:?})");
     }
+    let stretch = stretch_factors(&image.header().zooms());
     let volume = Volume {
         values: Values::of(image),
         dims,
@@ -156,7 +168,9 @@ pub fn picture(image: &Image, spec: &ViewSpec, max_width: usize) -> Result<Pictu
             Some(index) => index,
             None => extent / 2,
         };
-        panels.push(volume.slice(axis, index));
+        let (h_axis, v_axis) = axis.plane();
+        let panel = volume.slice(axis, index);
+        panels.push(panel.stretched(stretch[h_axis], stretch[v_axis]));
     }
     if n_volumes > 1 {
         for panel in &mut panels {
@@ -168,6 +182,65 @@ pub fn picture(image: &Image, spec: &ViewSpec, max_width: usize) -> Result<Pictu
         panels.iter().map(|p| p.width).sum::<usize>() + GAP * (panels.len().saturating_sub(1));
     let factor = natural.div_ceil(max_width.max(1)).max(1);
     Ok(compose(&panels, factor, map))
+}
+
+/// The most a voxel side is stretched relative to the smallest (guards against odd headers).
+const MAX_STRETCH: f64 = 8.0;
+
+/// How many pixels each spatial axis's voxel side takes relative to the smallest of them:
+/// `zooms` are the header's voxel sizes (missing or invalid sizes count as the smallest).
+fn stretch_factors(zooms: &[f64]) -> [f64; 3] {
+    let valid = |zoom: f64| zoom.is_finite() && zoom > 0.0;
+    let smallest = zooms
+        .iter()
+        .take(3)
+        .copied()
+        .filter(|&zoom| valid(zoom))
+        .fold(f64::INFINITY, f64::min);
+    if !smallest.is_finite() {
+        return [1.0; 3];
+    }
+    let mut sizes = [smallest; 3];
+    for (size, &zoom) in sizes.iter_mut().zip(zooms) {
+        if valid(zoom) {
+            *size = zoom;
+        }
+    }
+    // Sizes computed from a rotated affine differ from the stored ones in the 8th digit:
+    // those are equal sizes.
+    sizes.map(|size| {
+        let factor = size / smallest;
+        if factor < 1.001 {
+            1.0
+        } else {
+            factor.min(MAX_STRETCH)
+        }
+    })
+}
+
+impl Panel {
+    /// The panel resampled (nearest voxel) so that a voxel is `across` x `up` pixels.
+    fn stretched(self, across: f64, up: f64) -> Panel {
+        if across == 1.0 && up == 1.0 {
+            return self;
+        }
+        let width = ((self.width as f64 * across).round() as usize).max(1);
+        let height = ((self.height as f64 * up).round() as usize).max(1);
+        let mut values = Vec::with_capacity(width * height);
+        for row in 0..height {
+            let src_row = (((row as f64 + 0.5) / up) as usize).min(self.height - 1);
+            for col in 0..width {
+                let src_col = (((col as f64 + 0.5) / across) as usize).min(self.width - 1);
+                values.push(self.values[src_row * self.width + src_col]);
+            }
+        }
+        Panel {
+            width,
+            height,
+            values,
+            caption: self.caption,
+        }
+    }
 }
 
 /// One volume of an image.
@@ -550,6 +623,29 @@ mod tests {
             colour_map_of(&mut values),
             ColourMap::Grey { lo: 7.0, hi: 8.0 }
         );
+    }
+
+    #[test]
+    fn anisotropic_voxels_keep_their_aspect() {
+        assert_eq!(stretch_factors(&[2.0, 2.0, 2.0]), [1.0, 1.0, 1.0]);
+        assert_eq!(
+            stretch_factors(&[4.0, 4.000000088956152, 4.0]),
+            [1.0, 1.0, 1.0]
+        );
+        assert_eq!(stretch_factors(&[1.0, 1.0, 3.0, 2.5]), [1.0, 1.0, 3.0]);
+        assert_eq!(stretch_factors(&[0.5, 1.0, 100.0]), [1.0, 2.0, 8.0]);
+        assert_eq!(stretch_factors(&[2.0, 0.0, f64::NAN]), [1.0, 1.0, 1.0]);
+        assert_eq!(stretch_factors(&[4.0, 8.0]), [1.0, 2.0, 1.0]);
+        assert_eq!(stretch_factors(&[]), [1.0, 1.0, 1.0]);
+        let panel = Panel {
+            width: 2,
+            height: 1,
+            values: vec![1.0, 2.0],
+            caption: String::new(),
+        }
+        .stretched(1.0, 3.0);
+        assert_eq!((panel.width, panel.height), (2, 3));
+        assert_eq!(panel.values, vec![1.0, 2.0, 1.0, 2.0, 1.0, 2.0]);
     }
 
     #[test]

@@ -101,6 +101,17 @@ fn completion_errors_interrupts_and_history() {
         .expect(":info of a kept result");
     repl.exp_string(">>> ").expect("prompt");
 
+    // Paths complete where a command takes a file.
+    repl.send(":load m2 examples/mas").expect("type");
+    repl.send("\t").expect("tab");
+    repl.flush().expect("flush");
+    repl.exp_string("examples/mask.nii.gz")
+        .expect("a path completes after :load NAME");
+    repl.send_line("").expect("enter");
+    repl.exp_string("m2: uint8 (24, 28, 24)")
+        .expect("the completed path loads");
+    repl.exp_string(">>> ").expect("prompt");
+
     // Ctrl-C at the prompt drops the line, not the session.
     repl.send("anat +").expect("type");
     repl.send_control('c').expect("ctrl-c");

@@ -86,7 +86,7 @@ pub fn run(args: &ReplArgs) -> Result<()> {
     let mut failed = false;
     for (name, path) in parse_bindings(&args.inputs)? {
         let line = format!(":load {name} {}", path.display());
-        failed |= !run_line(&mut session, &line, false);
+        failed |= !run_line(&mut session, &line);
     }
     if !interactive {
         let stdin = std::io::stdin();
@@ -170,10 +170,7 @@ pub fn run(args: &ReplArgs) -> Result<()> {
 }
 
 /// Runs one line, printing its output or error; false when it failed.
-fn run_line(session: &mut Session, line: &str, echo: bool) -> bool {
-    if echo {
-        println!(">>> {line}");
-    }
+fn run_line(session: &mut Session, line: &str) -> bool {
     match session.handle(line) {
         Ok(Step::Continue(text)) => {
             print_output(&text);

@@ -115,6 +115,8 @@ struct Panel {
 const NAN_RGB: [u8; 3] = [255, 0, 255];
 /// Pixels between panels.
 const GAP: usize = 1;
+/// The largest PNG `:png` writes (bounds the memory a large --scale can take).
+const MAX_PNG_PIXELS: usize = 1 << 26;
 /// Volumes bigger than this are subsampled to estimate the intensity range.
 const MAX_RANGE_SAMPLES: usize = 1 << 21;
 
@@ -539,6 +541,12 @@ impl Picture {
         let scale = scale.max(1);
         let width = self.width * scale;
         let height = self.height * scale;
+        if width.saturating_mul(height) > MAX_PNG_PIXELS {
+            bail!(
+                "the picture would be {width} x {height} pixels, more than {MAX_PNG_PIXELS}: \
+                 use a smaller --scale"
+            );
+        }
         let (Ok(w32), Ok(h32)) = (u32::try_from(width), u32::try_from(height)) else {
             bail!("the picture ({width} x {height} pixels) is too large for a PNG");
         };
@@ -646,6 +654,20 @@ mod tests {
         .stretched(1.0, 3.0);
         assert_eq!((panel.width, panel.height), (2, 3));
         assert_eq!(panel.values, vec![1.0, 2.0, 1.0, 2.0, 1.0, 2.0]);
+    }
+
+    #[test]
+    fn huge_pngs_are_refused() {
+        let picture = Picture {
+            width: 10_000,
+            height: 2,
+            cells: vec![Cell::Value(0.0); 20_000],
+            map: ColourMap::Grey { lo: 0.0, hi: 1.0 },
+            captions: Vec::new(),
+        };
+        let err = picture.to_png(64).expect_err("too large");
+        assert!(err.to_string().contains("smaller --scale"), "{err}");
+        assert!(picture.to_png(1).is_ok());
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //! (or a blue-white-red map centred on 0 for signed data) over a robust intensity range, drawn
 //! in the terminal with half-block characters, as plain text, or as a PNG file.
 //!
-//! Orientation (voxel axes, the affine is not applied): a `z` slice shows `i` left to right
-//! and `j` bottom to top; a `y` slice shows `i` left to right and `k` bottom to top; an `x`
-//! slice shows `j` left to right and `k` bottom to top. Orthogonal views are `x`, `y`, `z`
+//! Orientation: slices are taken across voxel axes (the affine is not resampled): a `z` slice
+//! shows `i` across and `j` up; a `y` slice `i` across and `k` up; an `x` slice `j` across and
+//! `k` up. Each in-plane axis is drawn increasing to the right or upward unless the affine
+//! says it runs toward left, posterior or inferior, in which case it is reversed (so a LAS
+//! image is shown like a RAS one: the subject's right on the right, neurological view). Orthogonal views are `x`, `y`, `z`
 //! side by side, as nilearn's `plot_anat` shows them. Voxels are drawn with their aspect
 //! ratio: the smallest voxel size is one pixel and longer sides stretch (up to
 //! [`MAX_STRETCH`] times), so anisotropic images are not squashed.
@@ -148,6 +150,7 @@ pub fn picture(image: &Image, spec: &ViewSpec, max_width: usize) -> Result<Pictu
         values: Values::of(image),
         dims,
         offset: spec.volume * dims[0] * dims[1] * dims[2],
+        flip: flips(image.affine()),
     };
     let axes: Vec<Axis> = match (spec.axis, shape.len()) {
         (Some(Axis::Z) | None, 2) => vec![Axis::Z],
@@ -184,6 +187,19 @@ pub fn picture(image: &Image, spec: &ViewSpec, max_width: usize) -> Result<Pictu
         panels.iter().map(|p| p.width).sum::<usize>() + GAP * (panels.len().saturating_sub(1));
     let factor = natural.div_ceil(max_width.max(1)).max(1);
     Ok(compose(&panels, factor, map))
+}
+
+/// Which voxel axes point toward left, posterior or inferior (the world axis each voxel axis
+/// is most aligned with, by the affine, runs against it): those are drawn reversed.
+fn flips(affine: &[[f64; 4]; 4]) -> [bool; 3] {
+    let mut flip = [false; 3];
+    for (axis, flipped) in flip.iter_mut().enumerate() {
+        let dominant = (0..3)
+            .max_by(|&a, &b| affine[a][axis].abs().total_cmp(&affine[b][axis].abs()))
+            .unwrap_or(axis);
+        *flipped = affine[dominant][axis] < 0.0;
+    }
+    flip
 }
 
 /// The most a voxel side is stretched relative to the smallest (guards against odd headers).
@@ -248,6 +264,8 @@ impl Panel {
 /// One volume of an image.
 struct Volume<'a> {
     values: Values<'a>,
+    /// Voxel axes drawn reversed so that they increase toward right, anterior, superior.
+    flip: [bool; 3],
     dims: [usize; 3],
     offset: usize,
 }
@@ -259,20 +277,26 @@ impl Volume<'_> {
     }
 
     fn slice(&self, axis: Axis, index: usize) -> Panel {
-        let [nx, ny, nz] = self.dims;
-        let (width, height) = match axis {
-            Axis::X => (ny, nz),
-            Axis::Y => (nx, nz),
-            Axis::Z => (nx, ny),
-        };
+        let (h_axis, v_axis) = axis.plane();
+        let (width, height) = (self.dims[h_axis], self.dims[v_axis]);
         let mut values = Vec::with_capacity(width * height);
         for row in 0..height {
             let up = height - 1 - row;
+            let v = if self.flip[v_axis] {
+                height - 1 - up
+            } else {
+                up
+            };
             for col in 0..width {
+                let h = if self.flip[h_axis] {
+                    width - 1 - col
+                } else {
+                    col
+                };
                 values.push(match axis {
-                    Axis::X => self.value(index, col, up),
-                    Axis::Y => self.value(col, index, up),
-                    Axis::Z => self.value(col, up, index),
+                    Axis::X => self.value(index, h, v),
+                    Axis::Y => self.value(h, index, v),
+                    Axis::Z => self.value(h, v, index),
                 });
             }
         }
@@ -654,6 +678,32 @@ mod tests {
         .stretched(1.0, 3.0);
         assert_eq!((panel.width, panel.height), (2, 3));
         assert_eq!(panel.values, vec![1.0, 2.0, 1.0, 2.0, 1.0, 2.0]);
+    }
+
+    #[test]
+    fn axes_running_left_posterior_or_inferior_are_reversed() {
+        let ras = [
+            [2.0, 0.0, 0.0, 0.0],
+            [0.0, 2.0, 0.1, 0.0],
+            [0.0, -0.1, 2.0, 0.0],
+            [0.0, 0.0, 0.0, 1.0],
+        ];
+        assert_eq!(flips(&ras), [false, false, false]);
+        let las = [
+            [-2.0, 0.0, 0.0, 0.0],
+            [0.0, 2.0, 0.0, 0.0],
+            [0.0, 0.0, 2.0, 0.0],
+            [0.0, 0.0, 0.0, 1.0],
+        ];
+        assert_eq!(flips(&las), [true, false, false]);
+        // Voxel axis 1 runs mostly toward inferior.
+        let permuted = [
+            [2.0, 0.0, 0.0, 0.0],
+            [0.0, 0.0, 2.0, 0.0],
+            [0.0, -2.0, 0.0, 0.0],
+            [0.0, 0.0, 0.0, 1.0],
+        ];
+        assert_eq!(flips(&permuted), [false, true, false]);
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! 1200 time points, and a 200-parcel atlas with 200 time points, then for each case times, side
 //! by side with nilearn 0.14 (benches/regions_compare.py) in the same run:
 //!   * building the image in memory from a loaded atlas (`LabelMap::build` + `signals_to_img`
-//!     against `signals_to_img_labels`),
+//!     into a fresh buffer, against `signals_to_img_labels`), and, for reference, refilling one
+//!     reused buffer (`signals_to_img_into`, as a loop over subjects would; nilearn has no
+//!     equivalent, its column is the same fresh build),
 //!   * the whole job in a fresh process: load the signals (.npy) and the atlas, build, write
 //!     `.nii` and `.nii.gz` (voxcalc streams the file; nilearn calls `to_filename`), with the
 //!     process's peak resident memory.

@@ -5,9 +5,12 @@
 //! * [`LabelMap::build`] reads the label image (and mask) once: the regions are the sorted unique
 //!   label values after masking, minus the background label, and every voxel maps to its region
 //!   (stored as runs of consecutive voxels).
-//! * [`signals_to_img_labels`] / [`LabelMap::signals_to_img`] build the image in memory;
-//!   [`LabelMap::write_signals_img`] streams it to a `.nii`/`.nii.gz` file, filling (and
-//!   compressing) volume chunks in parallel, so memory stays small whatever the image size.
+//! * [`signals_to_img_labels`] / [`LabelMap::signals_to_img`] build the image in memory (or
+//!   [`LabelMap::signals_to_img_into`] into a reused buffer); [`LabelMap::write_signals_img`]
+//!   streams it to a file, filling volume chunks in parallel, so memory stays a few megabytes
+//!   whatever the image size. A plain `.nii` leaves all-zero blocks as holes; a `.nii.gz` at
+//!   level 1 (the default, nibabel's) is coded straight from the known runs of equal values by a
+//!   small fixed-Huffman deflate encoder (`deflate.rs`), other levels go through zlib-rs.
 //! * [`img_to_signals_labels`] / [`LabelMap::img_to_signals`]: per-volume region means, reading
 //!   the image in its storage dtype (no float64 copy).
 //! * [`read_signals`] / [`write_signals`]: `.npy`, `.tsv`, `.csv` and `.txt` signals files.

@@ -23,6 +23,16 @@ pub enum Error {
     Usage(String),
     /// The evaluation was cancelled through its progress sink (e.g. Ctrl-C in the REPL).
     Cancelled,
+    /// The formula is valid but numpy raises an error for these input values (an integer
+    /// power with a negative exponent, the maximum of an empty selection, ...). Holds the
+    /// formula text so that `Display` can draw the frame.
+    Evaluation {
+        /// The formula as given.
+        source: String,
+        /// The error, pointing at the operation that raised it (boxed: it is large, and
+        /// `Result<_, Error>` is returned everywhere).
+        diagnostic: Box<Diagnostic>,
+    },
 }
 
 impl Error {
@@ -34,10 +44,19 @@ impl Error {
         }
     }
 
-    /// The formula diagnostics, when this is a formula error.
+    /// A run-time error of the formula over `source`.
+    pub fn evaluation(source: &str, diagnostic: Diagnostic) -> Error {
+        Error::Evaluation {
+            source: source.to_string(),
+            diagnostic: Box::new(diagnostic),
+        }
+    }
+
+    /// The formula diagnostics, when this is a formula or evaluation error.
     pub fn diagnostics(&self) -> &[Diagnostic] {
         match self {
             Error::Formula { diagnostics, .. } => diagnostics,
+            Error::Evaluation { diagnostic, .. } => std::slice::from_ref(&**diagnostic),
             _ => &[],
         }
     }
@@ -65,6 +84,9 @@ impl fmt::Display for Error {
             Error::Image(err) => write!(f, "{err}"),
             Error::Usage(message) => f.write_str(message),
             Error::Cancelled => f.write_str("cancelled"),
+            Error::Evaluation { source, diagnostic } => {
+                f.write_str(render(source, diagnostic).trim_end())
+            }
         }
     }
 }

@@ -472,6 +472,7 @@ impl Formula {
             warnings.retain(|w| !w.message.contains(&format!("`{name}`")));
         }
         Ok(Job {
+            source: &self.source,
             compiled,
             compile_time,
             ordered,
@@ -493,6 +494,8 @@ impl Formula {
 
 /// One evaluation in progress.
 struct Job<'a> {
+    /// The formula text, for run-time error frames.
+    source: &'a str,
     compiled: Arc<CompiledPlan>,
     compile_time: Duration,
     ordered: Vec<&'a Image>,
@@ -534,6 +537,14 @@ impl Job<'_> {
         voxcalc_runtime::run(&self.compiled, &bufs, out, &options, progress).map_err(
             |e| match e {
                 voxcalc_runtime::ExecError::Cancelled => Error::Cancelled,
+                voxcalc_runtime::ExecError::Check(check) => Error::evaluation(
+                    self.source,
+                    Diagnostic::error(
+                        check.code,
+                        check.message,
+                        Label::new(check.range, "raised here for these input values"),
+                    ),
+                ),
                 other => Error::Usage(other.to_string()),
             },
         )?;

@@ -116,6 +116,9 @@ def cases():
             out.append(("a ** b", "a ** b", {"a": a, "b": e}))
             s = (np.abs(b.astype(np.int64)) % (8 * np.dtype(dt).itemsize + 3)).astype(dt)
             out.append(("shift", "np.left_shift(a, b) + np.right_shift(a, b)", {"a": a, "b": s}))
+            if dt.startswith("int"):
+                # A negative exponent anywhere: numpy raises (ValueError), voxcalc too.
+                out.append(("a ** b_negative", "a ** b", {"a": a, "b": b}))
         else:
             out.append(("a ** b", "a ** b", {"a": a, "b": b}))
         for op in OPERATORS + ([] if is_float else INT_OPERATORS):
@@ -137,6 +140,11 @@ def cases():
         out.append(("masked_mean", "np.mean(v[m > 0])",
                     {"v": v, "m": (np.arange(12).reshape(4, 3, order="F") % 3 == 0).astype(np.uint8)}))
         out.append(("method_mean", "v.mean(axis=-1)", {"v": v}))
+        # Reductions of an empty selection: numpy raises for those without an identity.
+        empty = np.zeros((4, 3), dtype=np.uint8)
+        for f in ["max", "min", "ptp", "argmin", "argmax", "nanmax", "median", "mean"]:
+            out.append((f"empty_{f}", f"np.{f}(v[m > 0])", {"v": v, "m": empty}))
+        out.append(("empty_percentile", "np.percentile(v[m > 0], 5)", {"v": v, "m": empty}))
         out.append(("zscore", "(v - v.mean(axis=-1)[..., None]) / v.std(axis=-1)[..., None]",
                     {"v": v}))
     # Summation order: float sums large enough for numpy's pairwise recursion (> 128 elements

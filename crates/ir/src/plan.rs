@@ -27,6 +27,7 @@ use std::collections::HashMap;
 use std::fmt::{self, Write};
 
 use voxcalc_check::tir::{self, ElemOp, IndexItem, NodeId, NodeKind, Tree};
+use voxcalc_syntax::TextRange;
 use voxcalc_types::DType;
 
 use crate::kernel::{
@@ -124,6 +125,44 @@ impl Stage {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
     pub stages: Vec<Stage>,
+    /// Errors numpy raises while computing (a negative integer exponent, a reduction of an
+    /// empty selection), each decided by a scalar bool stage: the run stops with the error
+    /// when that stage gives true, before any later stage runs.
+    pub checks: Vec<RuntimeCheck>,
+}
+
+/// An error numpy raises at run time, decided by the bool result of a scalar stage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuntimeCheck {
+    /// The stage whose (bool, scalar) result is true when the error must be raised.
+    pub stage: usize,
+    pub error: CheckError,
+}
+
+/// A run-time error of the formula: numpy's message and where in the formula it arises.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckError {
+    /// The diagnostic code (documented in docs/language.md).
+    pub code: &'static str,
+    /// numpy's message, without a trailing period.
+    pub message: String,
+    /// The formula range of the operation that fails.
+    pub range: TextRange,
+}
+
+impl fmt::Display for CheckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CheckError {}
+
+/// The kinds of run-time checks, to plan each once per node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum CheckKind {
+    NegativeExponent,
+    EmptyReduction,
 }
 
 /// A formula the planner cannot lower (a feature not supported yet).
@@ -157,6 +196,9 @@ impl fmt::Display for Plan {
                 "buffer"
             };
             writeln!(f, "stage {i} ({role}): {} {:?}", st.dtype(), st.shape)?;
+            for c in self.checks.iter().filter(|c| c.stage == i) {
+                writeln!(f, "  fails if true: {} ({})", c.error.message, c.error.code)?;
+            }
             for (k, src) in st.inputs.iter().enumerate() {
                 match src {
                     StageInput::Image(n) => writeln!(f, "  in{k} <- image #{n}")?,
@@ -183,10 +225,13 @@ pub fn plan(tree: &Tree, layouts: &[ImageLayout]) -> Result<Plan, PlanError> {
         layouts,
         stages: Vec::new(),
         done: HashMap::new(),
+        checks: Vec::new(),
+        checked: HashMap::new(),
     };
     planner.stage(tree.root)?;
     Ok(Plan {
         stages: planner.stages,
+        checks: planner.checks,
     })
 }
 
@@ -195,6 +240,8 @@ struct Planner<'t> {
     layouts: &'t [ImageLayout],
     stages: Vec<Stage>,
     done: HashMap<NodeId, usize>,
+    checks: Vec<RuntimeCheck>,
+    checked: HashMap<(NodeId, CheckKind), usize>,
 }
 
 impl Planner<'_> {
@@ -240,6 +287,81 @@ impl Planner<'_> {
         let idx = self.stages.len() - 1;
         self.done.insert(node, idx);
         Ok(idx)
+    }
+}
+
+impl Planner<'_> {
+    /// Adds a run-time check on `node` (once per node and kind): a scalar bool stage computed
+    /// by `build`, true when `error` must be raised.
+    fn check(
+        &mut self,
+        node: NodeId,
+        kind: CheckKind,
+        error: CheckError,
+        build: impl FnOnce(&mut StageBuilder, &mut Planner) -> Result<ValueId, PlanError>,
+    ) -> Result<(), PlanError> {
+        if self.checked.contains_key(&(node, kind)) {
+            return Ok(());
+        }
+        let mut sb = StageBuilder {
+            b: KernelBuilder::new(Vec::new()),
+            root: self.tree.root,
+            domain_elems: 1,
+            inputs: Vec::new(),
+            input_ids: HashMap::new(),
+            uniforms: Vec::new(),
+            views: HashMap::new(),
+            loop_depth: 0,
+        };
+        let out = build(&mut sb, self)?;
+        let kernel =
+            sb.b.finish(out)
+                .map_err(|e| PlanError(format!("internal lowering error: {e}")))?;
+        let kernel = prune(&coalesce(&optimize(&kernel, OptOptions::default())));
+        self.stages.push(Stage {
+            shape: Vec::new(),
+            kernel,
+            inputs: sb.inputs,
+            uniforms: sb.uniforms,
+        });
+        let stage = self.stages.len() - 1;
+        self.checked.insert((node, kind), stage);
+        self.checks.push(RuntimeCheck { stage, error });
+        Ok(())
+    }
+}
+
+impl StageBuilder {
+    /// `any(pred(x))` over every element of `node` (its own shape, axis 0 fastest).
+    fn any_over(
+        &mut self,
+        pl: &mut Planner,
+        node: NodeId,
+        pred: impl FnOnce(&mut StageBuilder, ValueId) -> ValueId,
+    ) -> Result<ValueId, PlanError> {
+        let dims = pl.tree.node(node).shape.dims().to_vec();
+        let mut loops = Vec::new();
+        let mut srcs = Vec::new();
+        for &d in &dims {
+            if d == 1 {
+                srcs.push(Src::zero());
+            } else {
+                let l = self.b.new_loop(d as u64);
+                loops.push(l);
+                srcs.push(Src::var(Var::Loop(l)));
+            }
+        }
+        if loops.is_empty() {
+            loops.push(self.b.new_loop(1));
+        }
+        self.b.begin_reduce();
+        self.loop_depth += 1;
+        let x = self.lower(pl, node, &srcs);
+        self.loop_depth -= 1;
+        let p = pred(self, x?);
+        self.b
+            .end_reduce(ReduceOp::Any, loops, p, None)
+            .map_err(|err| PlanError(format!("internal lowering error: {err}")))
     }
 }
 
@@ -507,6 +629,22 @@ impl StageBuilder {
                 let (sl, sr) = (child(self, *lhs), child(self, *rhs));
                 let mut a = self.lower(pl, *lhs, &sl)?;
                 let mut b = self.lower(pl, *rhs, &sr)?;
+                let rt = tree.node(*rhs).dtype;
+                if matches!(op, ElemOp::Power) && rt.is_signed_int() {
+                    // numpy raises on any negative exponent of an integer power.
+                    let error = CheckError {
+                        code: "E0222",
+                        message: "integers to negative integer powers are not allowed".into(),
+                        range: n.range,
+                    };
+                    let rhs = *rhs;
+                    pl.check(rhs, CheckKind::NegativeExponent, error, |sb, pl| {
+                        sb.any_over(pl, rhs, |sb, x| {
+                            let zero = sb.b.constant(Scalar::zero(sb.b.kernel().dtype(x)));
+                            sb.b.binary(BinaryOp::Lt, x, zero)
+                        })
+                    })?;
+                }
                 if n.dtype == DType::Bool && tree.node(*lhs).dtype == DType::F16 {
                     // A comparison of float16 values compares the float16 values.
                     a = self.round_f16(a);
@@ -598,7 +736,7 @@ impl StageBuilder {
                     let id = self.input(StageInput::Stage(stage), dtype, ByteOrder::Native);
                     return self.load(id, &fortran_strides(&shape), srcs);
                 }
-                self.reduce(pl, r, srcs, dtype)?
+                self.reduce(pl, node, r, srcs, dtype)?
             }
         })
     }
@@ -899,6 +1037,7 @@ impl StageBuilder {
     fn reduce(
         &mut self,
         pl: &mut Planner,
+        node: NodeId,
         r: &tir::Reduce,
         srcs: &[Src],
         dtype: DType,
@@ -922,6 +1061,7 @@ impl StageBuilder {
             SumOrder::Sequential
         };
         let skip_nan = r.skip_nan && x_dtype.is_float();
+        self.check_not_empty(pl, node, r, skip_nan, static_n)?;
         let count = |sb: &mut Self, pl: &mut Planner| -> Result<ValueId, PlanError> {
             if masked || skip_nan {
                 sb.pass(pl, r, srcs, ReduceOp::Count, Elem::Value, skip_nan)
@@ -1044,6 +1184,63 @@ impl StageBuilder {
                 self.b.cast(v, dtype)
             }
         })
+    }
+
+    /// numpy's reductions without an identity (min, max, ptp, argmin, argmax, percentile and
+    /// their nan-variants, except nanpercentile) raise on an empty selection: a run-time check
+    /// on the mask when the operand is a boolean-mask selection, an always-failing check when a
+    /// reduced axis has length 0 (and the result is not empty).
+    fn check_not_empty(
+        &mut self,
+        pl: &mut Planner,
+        reduce_node: NodeId,
+        r: &tir::Reduce,
+        skip_nan: bool,
+        static_n: u64,
+    ) -> Result<(), PlanError> {
+        let tree = pl.tree;
+        let message = match (r.op, skip_nan) {
+            (tir::ReduceOp::Min, false) => {
+                "zero-size array to reduction operation minimum which has no identity"
+            }
+            (tir::ReduceOp::Min, true) => {
+                "zero-size array to reduction operation fmin which has no identity"
+            }
+            (tir::ReduceOp::Max | tir::ReduceOp::Ptp, false) => {
+                "zero-size array to reduction operation maximum which has no identity"
+            }
+            (tir::ReduceOp::Max | tir::ReduceOp::Ptp, true) => {
+                "zero-size array to reduction operation fmax which has no identity"
+            }
+            (tir::ReduceOp::ArgMin, _) => "attempt to get argmin of an empty sequence",
+            (tir::ReduceOp::ArgMax, _) => "attempt to get argmax of an empty sequence",
+            (tir::ReduceOp::Quantile, false) => {
+                "cannot take a percentile or quantile of an empty selection (numpy: index -1 is \
+                 out of bounds for axis 0 with size 0)"
+            }
+            _ => return Ok(()),
+        };
+        let node = tree.node(reduce_node);
+        if node.shape.dims().iter().product::<usize>() == 0 {
+            return Ok(());
+        }
+        let error = CheckError {
+            code: "E0401",
+            message: message.into(),
+            range: node.range,
+        };
+        if let Some((_, mask)) = find_mask_select(tree, r.operand) {
+            return pl.check(mask, CheckKind::EmptyReduction, error, |sb, pl| {
+                let any = sb.any_over(pl, mask, |sb, m| sb.b.cast(m, DType::Bool))?;
+                Ok(sb.b.unary(UnaryOp::Not, any))
+            });
+        }
+        if static_n == 0 {
+            return pl.check(reduce_node, CheckKind::EmptyReduction, error, |sb, _| {
+                Ok(sb.b.constant(Scalar::Bool(true)))
+            });
+        }
+        Ok(())
     }
 
     /// A buffer stage already planned for `np.mean` of the same operand over the same axes (with
@@ -1246,8 +1443,45 @@ fn find_mask_select(tree: &Tree, mut node: NodeId) -> Option<(NodeId, NodeId)> {
     }
 }
 
+/// Why a plan execution stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExecuteError {
+    /// A buffer did not fit a kernel.
+    Run(crate::exec::RunError),
+    /// A run-time check failed: the error numpy raises for these values.
+    Check(CheckError),
+}
+
+impl fmt::Display for ExecuteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExecuteError::Run(e) => write!(f, "{e}"),
+            ExecuteError::Check(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ExecuteError {}
+
+impl From<crate::exec::RunError> for ExecuteError {
+    fn from(e: crate::exec::RunError) -> ExecuteError {
+        ExecuteError::Run(e)
+    }
+}
+
+impl Plan {
+    /// The check that fails after stage `stage` produced `output` (its bytes), if any.
+    pub fn failed_check(&self, stage: usize, output: &[u8]) -> Option<&CheckError> {
+        self.checks
+            .iter()
+            .find(|c| c.stage == stage && output.first().is_some_and(|&b| b != 0))
+            .map(|c| &c.error)
+    }
+}
+
 /// The runtime values of one plan execution: runs stages in order with `run_stage` (the
-/// interpreter or compiled kernels) and returns the output stage's buffer.
+/// interpreter or compiled kernels), stops at the first failing run-time check, and returns
+/// the output stage's buffer.
 pub fn execute(
     plan: &Plan,
     images: &[crate::exec::InputBuf<'_>],
@@ -1256,7 +1490,7 @@ pub fn execute(
         &crate::exec::RunArgs<'_>,
         &mut [u8],
     ) -> Result<(), crate::exec::RunError>,
-) -> Result<Vec<u8>, crate::exec::RunError> {
+) -> Result<Vec<u8>, ExecuteError> {
     let mut outputs: Vec<Vec<u8>> = Vec::with_capacity(plan.stages.len());
     for (i, stage) in plan.stages.iter().enumerate() {
         let mut inputs = Vec::with_capacity(stage.inputs.len());
@@ -1286,6 +1520,9 @@ pub fn execute(
             uniforms: &uniforms,
         };
         run_stage(i, &args, &mut out)?;
+        if let Some(err) = plan.failed_check(i, &out) {
+            return Err(ExecuteError::Check(err.clone()));
+        }
         outputs.push(out);
     }
     Ok(outputs.pop().unwrap_or_default())
@@ -1295,7 +1532,7 @@ pub fn execute(
 pub fn execute_interpreted(
     plan: &Plan,
     images: &[crate::exec::InputBuf<'_>],
-) -> Result<Vec<u8>, crate::exec::RunError> {
+) -> Result<Vec<u8>, ExecuteError> {
     execute(plan, images, |i, args, out| {
         let k = &plan.stages[i].kernel;
         crate::interp::run(k, args, out, 0, k.n_voxels())

@@ -227,3 +227,76 @@ fn scaled_images_are_read_as_raw_times_slope_plus_inter() {
     assert_eq!(as_f64(&out), want);
     assert!(p.to_string().contains("in0: int16 byteswapped"), "{p}");
 }
+
+/// Run-time checks: numpy's errors for these values stop the run with the error, pointing at
+/// the operation; other values of the same formula run normally.
+#[test]
+fn runtime_checks_raise_numpy_errors_for_the_values_that_need_them() {
+    use voxcalc_ir::plan::ExecuteError;
+    let i16_bytes = |v: &[i16]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
+    let run = |formula: &str, a: &[i16], b: &[i16]| {
+        let p = plan_formula(
+            formula,
+            &[("a", DType::I16, vec![3]), ("b", DType::I16, vec![3])],
+        );
+        let (ab, bb) = (i16_bytes(a), i16_bytes(b));
+        let bufs = [
+            InputBuf {
+                bytes: &ab,
+                base: 0,
+            },
+            InputBuf {
+                bytes: &bb,
+                base: 0,
+            },
+        ];
+        execute_interpreted(&p, &bufs)
+    };
+    let err = |r: Result<Vec<u8>, ExecuteError>| match r {
+        Err(ExecuteError::Check(e)) => (e.code, e.message, e.range),
+        other => panic!("expected a failed check, got {other:?}"),
+    };
+    // Integer power: any negative exponent raises, wherever it is.
+    let (code, message, range) = err(run("a + a ** b", &[1, 2, 3], &[2, -1, 0]));
+    assert_eq!(code, "E0222");
+    assert_eq!(
+        message,
+        "integers to negative integer powers are not allowed"
+    );
+    assert_eq!((range.start(), range.end()), (4, 10));
+    let ok = run("a + a ** b", &[1, 2, 3], &[2, 1, 0]).expect("non-negative exponents run");
+    assert_eq!(ok, i16_bytes(&[2, 4, 4]));
+    // Reductions without an identity over an empty selection.
+    for (formula, message) in [
+        (
+            "np.max(a[b > 5])",
+            "zero-size array to reduction operation maximum which has no identity",
+        ),
+        (
+            "np.ptp(a[b > 5])",
+            "zero-size array to reduction operation maximum which has no identity",
+        ),
+        (
+            "np.min(a[b > 5])",
+            "zero-size array to reduction operation minimum which has no identity",
+        ),
+        (
+            "np.argmax(a[b > 5])",
+            "attempt to get argmax of an empty sequence",
+        ),
+    ] {
+        let (code, got, _) = err(run(formula, &[1, 2, 3], &[0, 1, 2]));
+        assert_eq!((code, got.as_str()), ("E0401", message), "{formula}");
+        run(formula, &[1, 2, 3], &[0, 9, 2]).expect("a non-empty selection runs");
+    }
+    let (_, got, _) = err(run("np.percentile(a[b > 5], 50)", &[1, 2, 3], &[0, 1, 2]));
+    assert!(got.contains("percentile"), "{got}");
+    // numpy gives NaN (with a warning), not an error, for these.
+    for formula in [
+        "np.median(a[b > 5])",
+        "np.mean(a[b > 5])",
+        "np.sum(a[b > 5])",
+    ] {
+        run(formula, &[1, 2, 3], &[0, 1, 2]).expect("no error");
+    }
+}

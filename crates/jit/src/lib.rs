@@ -22,7 +22,7 @@ use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, Linkage, Module};
-use voxcalc_ir::plan::Plan;
+use voxcalc_ir::plan::{ExecuteError, Plan};
 use voxcalc_ir::{check_run, InputBuf, Kernel, RunArgs, RunError};
 
 /// A failure to compile a kernel (an invalid kernel, or a Cranelift error).
@@ -307,7 +307,8 @@ impl CompiledPlan {
     /// Runs every stage on one thread, each over its whole domain, and returns the output
     /// stage's buffer (dense, Fortran order). `images[i]` is image `i` of the checker's
     /// environment. The runtime crate runs the same stages in blocks over threads.
-    pub fn execute(&self, images: &[InputBuf<'_>]) -> Result<Vec<u8>, RunError> {
+    /// Stops with [`ExecuteError::Check`] when a run-time check of the plan fails.
+    pub fn execute(&self, images: &[InputBuf<'_>]) -> Result<Vec<u8>, ExecuteError> {
         voxcalc_ir::plan::execute(&self.plan, images, |i, args, out| {
             let k = &self.kernels[i];
             k.run(args, out, 0, k.kernel().n_voxels())

@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
-use voxcalc_ir::plan::StageInput;
+use voxcalc_ir::plan::{CheckError, StageInput};
 use voxcalc_ir::{InputBuf, RunArgs, RunError, Scalar};
 use voxcalc_jit::{CompiledKernel, CompiledPlan};
 
@@ -50,6 +50,9 @@ pub enum ExecError {
     Threads(String),
     /// [`Progress::cancelled`] returned true.
     Cancelled,
+    /// A run-time check of the plan failed: the error numpy raises for these values (e.g. an
+    /// integer power with a negative exponent, the maximum of an empty selection).
+    Check(CheckError),
 }
 
 impl std::fmt::Display for ExecError {
@@ -58,6 +61,7 @@ impl std::fmt::Display for ExecError {
             ExecError::Run(err) => write!(f, "internal error running a kernel: {err}"),
             ExecError::Threads(err) => write!(f, "cannot start worker threads: {err}"),
             ExecError::Cancelled => f.write_str("cancelled"),
+            ExecError::Check(err) => write!(f, "{err}"),
         }
     }
 }
@@ -154,6 +158,9 @@ fn run_stages(
         }
         let mut own = vec![0u8; n_voxels as usize * elem_size];
         run_blocks(kernel, &args, &mut own, block, None)?;
+        if let Some(err) = plan.plan().failed_check(stage_idx, &own) {
+            return Err(ExecError::Check(err.clone()));
+        }
         outputs.push(own);
     }
     Ok(())

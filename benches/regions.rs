@@ -11,6 +11,7 @@
 //!   * the whole job in a fresh process: load the signals (.npy) and the atlas, build, write
 //!     `.nii` and `.nii.gz` (voxcalc streams the file; nilearn calls `to_filename`), with the
 //!     process's peak resident memory.
+//!
 //! It prints medians and ratios. The Python interpreter is $VOXCALC_PYTHON, else .venv/bin/python
 //! at the repo root. The 400 x 1200 case writes 4.3 GB images and runs nilearn's jobs once.
 //!

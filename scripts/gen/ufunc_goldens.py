@@ -136,6 +136,14 @@ def cases():
         out.append(("percentile_axis", "np.percentile(v, 30, axis=-1)", {"v": v}))
         out.append(("quantile", "np.quantile(v, 0.3, axis=0)", {"v": v}))
         out.append(("nanpercentile", "np.nanpercentile(v, 95, axis=-1)", {"v": v}))
+        # A list of q: a leading axis of len(q).
+        for formula in ["np.percentile(v, [5, 50, 95])", "np.percentile(v, [5, 95], axis=-1)",
+                        "np.quantile(v, [0.25, 0.75], axis=0)",
+                        "np.nanpercentile(v, [10, 90], axis=-1)",
+                        "np.percentile(v, [5, 95], axis=-1)[1]",
+                        "np.percentile(v, [5, 95], axis=-1, keepdims=True)[0] + v",
+                        "np.percentile(v, [95, 5])[0] - v"]:
+            out.append(("percentile_list", formula, {"v": v}))
         out.append(("mean_keepdims", "v - np.mean(v, axis=-1, keepdims=True)", {"v": v}))
         out.append(("masked_mean", "np.mean(v[m > 0])",
                     {"v": v, "m": (np.arange(12).reshape(4, 3, order="F") % 3 == 0).astype(np.uint8)}))

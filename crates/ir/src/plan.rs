@@ -100,6 +100,9 @@ pub enum StageInput {
     Image(usize),
     /// The output buffer of an earlier stage.
     Stage(usize),
+    /// A constant table of the plan ([`Plan::tables`]), e.g. the positions along the q axis
+    /// of `np.percentile(x, [5, 95])`.
+    Table(usize),
 }
 
 /// One stage: a kernel over the stage's result shape.
@@ -129,6 +132,8 @@ pub struct Plan {
     /// empty selection), each decided by a scalar bool stage: the run stops with the error
     /// when that stage gives true, before any later stage runs.
     pub checks: Vec<RuntimeCheck>,
+    /// Constant tables read by stages ([`StageInput::Table`]): little-endian bytes.
+    pub tables: Vec<Vec<u8>>,
 }
 
 /// An error numpy raises at run time, decided by the bool result of a scalar stage.
@@ -203,6 +208,7 @@ impl fmt::Display for Plan {
                 match src {
                     StageInput::Image(n) => writeln!(f, "  in{k} <- image #{n}")?,
                     StageInput::Stage(n) => writeln!(f, "  in{k} <- stage {n}")?,
+                    StageInput::Table(n) => writeln!(f, "  in{k} <- table #{n}")?,
                 }
             }
             for (k, s) in st.uniforms.iter().enumerate() {
@@ -227,11 +233,13 @@ pub fn plan(tree: &Tree, layouts: &[ImageLayout]) -> Result<Plan, PlanError> {
         done: HashMap::new(),
         checks: Vec::new(),
         checked: HashMap::new(),
+        tables: Vec::new(),
     };
     planner.stage(tree.root)?;
     Ok(Plan {
         stages: planner.stages,
         checks: planner.checks,
+        tables: planner.tables,
     })
 }
 
@@ -242,6 +250,7 @@ struct Planner<'t> {
     done: HashMap<NodeId, usize>,
     checks: Vec<RuntimeCheck>,
     checked: HashMap<(NodeId, CheckKind), usize>,
+    tables: Vec<Vec<u8>>,
 }
 
 impl Planner<'_> {
@@ -291,6 +300,15 @@ impl Planner<'_> {
 }
 
 impl Planner<'_> {
+    /// The index of a constant table holding `bytes` (each distinct table stored once).
+    fn table(&mut self, bytes: Vec<u8>) -> usize {
+        if let Some(i) = self.tables.iter().position(|t| *t == bytes) {
+            return i;
+        }
+        self.tables.push(bytes);
+        self.tables.len() - 1
+    }
+
     /// Adds a run-time check on `node` (once per node and kind): a scalar bool stage computed
     /// by `build`, true when `error` must be raised.
     fn check(
@@ -1154,22 +1172,50 @@ impl StageBuilder {
                 self.b.cast(v, dtype)
             }
             tir::ReduceOp::Quantile => {
-                if r.q_is_list || r.q.len() != 1 {
-                    return Err(PlanError(
-                        "a list of quantiles is not supported yet: compute one quantile per formula"
-                            .into(),
-                    ));
-                }
                 let data_dtype = match &operand.kind {
                     NodeKind::Cast { operand: inner } => compute_dtype(tree.node(*inner).dtype),
                     _ => x_dtype,
                 };
-                let op = ReduceOp::Quantile {
-                    q: r.q[0],
-                    data_dtype,
+                let quantile = |sb: &mut Self, pl: &mut Planner, q: f64, srcs: &[Src]| {
+                    let op = ReduceOp::Quantile { q, data_dtype };
+                    let v = sb.pass(pl, r, srcs, op, Elem::Value, skip_nan)?;
+                    Ok::<_, PlanError>(sb.b.cast(v, dtype))
                 };
-                let v = self.pass(pl, r, srcs, op, Elem::Value, skip_nan)?;
-                self.b.cast(v, dtype)
+                match (r.q_is_list, srcs.split_first()) {
+                    (false, _) | (true, None) => {
+                        let q = *r.q.first().ok_or_else(|| PlanError("no quantile".into()))?;
+                        quantile(self, pl, q, srcs)?
+                    }
+                    // One element of the q axis: that quantile alone.
+                    (true, Some((Src::Affine(k, terms), rest))) if terms.is_empty() => {
+                        let q = usize::try_from(*k)
+                            .ok()
+                            .and_then(|k| r.q.get(k))
+                            .ok_or_else(|| PlanError(format!("quantile #{k} out of range")))?;
+                        quantile(self, pl, *q, rest)?
+                    }
+                    // The q axis varies over the domain: every quantile, selected by the
+                    // position along it (read from an index table: 0, 1, ..., len(q) - 1).
+                    (true, Some((qsrc, rest))) => {
+                        let table: Vec<u8> = (0..r.q.len() as i64)
+                            .flat_map(|i| i.to_le_bytes())
+                            .collect();
+                        let t = pl.table(table);
+                        let id = self.input(StageInput::Table(t), DType::I64, ByteOrder::Native);
+                        let idx = self.load(id, &[1], std::slice::from_ref(qsrc))?;
+                        let (last, init) =
+                            r.q.split_last()
+                                .ok_or_else(|| PlanError("an empty list of quantiles".into()))?;
+                        let mut v = quantile(self, pl, *last, rest)?;
+                        for (j, &q) in init.iter().enumerate().rev() {
+                            let vj = quantile(self, pl, q, rest)?;
+                            let jc = self.b.constant(Scalar::I64(j as i64));
+                            let is_j = self.b.binary(BinaryOp::Eq, idx, jc);
+                            v = self.b.select(is_j, vj, v);
+                        }
+                        v
+                    }
+                }
             }
             tir::ReduceOp::ArgMin => {
                 self.pass(pl, r, srcs, ReduceOp::ArgMin, Elem::Value, false)?
@@ -1501,6 +1547,10 @@ pub fn execute(
                     .ok_or_else(|| crate::exec::RunError(format!("image #{n} was not given")))?,
                 StageInput::Stage(s) => crate::exec::InputBuf {
                     bytes: &outputs[s],
+                    base: 0,
+                },
+                StageInput::Table(t) => crate::exec::InputBuf {
+                    bytes: &plan.tables[t],
                     base: 0,
                 },
             });

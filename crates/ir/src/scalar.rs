@@ -695,7 +695,11 @@ pub fn quantile_f64(values: &mut [f64], q: f64, data_dtype: DType) -> f64 {
         return f64::NAN;
     }
     let (prev, next, gamma) = neighbours(values, q, f64::total_cmp, f64::min);
-    let diff = if data_dtype.is_float() {
+    let diff = if matches!(data_dtype, DType::F32 | DType::F16) {
+        // float32 data with a float64 result (a list of q is a float64 array): numpy takes
+        // the difference of the float32 neighbours in float32.
+        f64::from(next as f32 - prev as f32)
+    } else if data_dtype.is_float() {
         next - prev
     } else {
         int_to(next as i128 - prev as i128, data_dtype).as_f64()

@@ -128,6 +128,10 @@ fn run_stages(
                     bytes: &outputs[s],
                     base: 0,
                 },
+                StageInput::Table(t) => InputBuf {
+                    bytes: &plan.plan().tables[t],
+                    base: 0,
+                },
             });
         }
         let uniforms: Vec<u64> = stage

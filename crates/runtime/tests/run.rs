@@ -69,6 +69,7 @@ fn results_do_not_depend_on_threads_or_blocks() {
         "np.sum(a)",
         "np.var(a[:, 1:20, :])",
         "a * np.percentile(a, 95) + np.max(a)",
+        "np.percentile(a, [5, 50, 95], axis=-1)",
         "np.mean(a, axis=0) + np.sum(a[1:30, :, :], axis=0)",
     ] {
         let p = plan_formula(formula, &shape);

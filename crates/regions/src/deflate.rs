@@ -321,6 +321,36 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any sequence of runs (lengths around the 258-byte match limit included) inflates to
+        /// the bytes pushed.
+        #[test]
+        fn pushed_runs_inflate_to_their_bytes(
+            size in proptest::sample::select(vec![1usize, 2, 4, 8]),
+            runs in proptest::collection::vec((0u64..4, 0usize..700), 0..40),
+        ) {
+            let mut encoder = super::RunEncoder::new(size);
+            let mut data = Vec::new();
+            for &(value, count) in &runs {
+                let element = &value.to_le_bytes()[..size];
+                encoder.push(element, count);
+                for _ in 0..count {
+                    data.extend_from_slice(element);
+                }
+            }
+            proptest::prop_assert_eq!(inflate(&encoder.finish(&data)), data);
+        }
+
+        /// Arbitrary bytes from a small alphabet (many short repeats) round-trip too.
+        #[test]
+        fn scanned_bytes_inflate_to_themselves(
+            size in 1usize..9,
+            data in proptest::collection::vec(0u8..3, 0..3000),
+        ) {
+            proptest::prop_assert_eq!(inflate(&gzip_runs(&data, size)), data);
+        }
+    }
+
     #[test]
     fn runs_compress_well() {
         let data = vec![0u8; 1 << 20];

@@ -44,16 +44,21 @@
 //!
 //! `cargo bench --bench nifti_io` (benches/nifti_io.rs) times voxcalc and nibabel alternately
 //! on the same files. Measured 2026-11-22 on the 2-core development machine while other jobs kept
-//! its load average at 6-8 (so wall times are inflated and parallel speed-ups mostly lost; the
-//! CPU columns compare the work done), medians of 3 runs, 91x109x91x200 int16 = 361 MB:
+//! its load average at 5-6: the session's CPU share was below one core, so wall times are
+//! inflated and parallel speed-ups lost; the CPU columns compare the work done. Medians of 3
+//! alternating runs, 91x109x91x200 int16 = 361 MB:
 //!
 //! | operation | voxcalc wall s | nibabel wall s | ratio | voxcalc CPU s | nibabel CPU s |
 //! |---|---|---|---|---|---|
-//! | read 256^3 int16 `.nii` (mapped, no copy) | 0.0001 | 0.0008 | 10x | 0.00 | 0.00 |
-//! | read the nibabel-written `.nii.gz` (167 MB) | 3.38 | 4.37 | 1.3x | 1.83 | 2.14 |
-//! | write it as `.nii.gz`, level 1 | 4.59 | 8.04 | 1.8x | 2.78 | 4.64 |
-//! | read that voxcalc-written `.nii.gz` (parallel) | 2.99 | 4.45 | 1.5x | 1.74 | 2.01 |
-//! | write at level 2 (zlib's level-1 algorithm) | 8.40 | 7.33 | 0.9x | 4.57 | 4.64 |
+//! | read 256^3 int16 `.nii` (mapped, no copy) | 0.0001 | 0.0007 | 8.5x | 0.00 | 0.00 |
+//! | read the nibabel-written `.nii.gz` (167 MB) | 2.47 | 3.37 | 1.4x | 1.65 | 2.14 |
+//! | write it as `.nii.gz`, level 1 | 5.08 | 6.75 | 1.3x | 2.46 | 4.59 |
+//! | read that voxcalc-written `.nii.gz` (parallel) | 2.40 | 3.85 | 1.6x | 1.57 | 1.97 |
+//! | write at level 2 (zlib's level-1 algorithm) | 7.54 | 9.55 | 1.3x | 4.11 | 4.64 |
+//!
+//! In the least loaded run (load 5) the `.nii.gz` read took 1.51 s wall / 0.99 s CPU against
+//! nibabel's 3.43 s / 2.40 s (2.3x). On an idle machine the parallel write should approach its
+//! CPU ratio times the core count; that was not measurable here.
 //!
 //! zlib-rs's level 1 is zlib-ng's `deflate_quick` (static Huffman codes): about 1.7x less CPU
 //! than zlib's level 1 but files about 40% larger on noisy int16 data (240 MB vs nibabel's

@@ -173,6 +173,13 @@ def cases():
         for formula in ["np.sum(vh[:, 1:49, :])", "np.mean(vh[:, ::2, 1:])", "np.sum(vh)",
                         "np.mean(vh[m2 > 0])", "np.std(vh[m2 > 0])"]:
             out.append(("order_" + formula, formula, {"vh": huge, "m2": m2}))
+        # Global reductions long enough to be split into parallel parts (>= 65536 elements):
+        # the merge must keep numpy's order.
+        xl = np.asfortranarray((rng.standard_normal((331, 211)) * 1000).astype(dt))
+        for formula in ["np.sum(vx)", "np.mean(vx)", "np.max(vx)", "np.nanmin(vx)",
+                        "np.sum(vx > 100)", "np.any(vx > 4000)", "np.sum(vx[:, 1:])",
+                        "np.sum(vx[1:, :])", "np.sum(vx.astype(np.int64))", "vx - np.mean(vx)"]:
+            out.append(("order_" + formula, formula, {"vx": xl}))
         long = np.asfortranarray((rng.standard_normal((10000, 3, 2)) * 1000).astype(dt))
         out.append(("order_long_runs", "np.sum(vl[:, 1:3, :])", {"vl": long}))
     return out

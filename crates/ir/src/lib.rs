@@ -14,6 +14,7 @@ pub mod opt;
 pub mod plan;
 pub mod print;
 pub mod scalar;
+pub mod split;
 
 pub use exec::{check_run, InputBuf, RunArgs, RunError};
 pub use kernel::{

@@ -36,6 +36,7 @@ use crate::kernel::{
 };
 use crate::opt::{coalesce, optimize, prune, OptOptions};
 use crate::scalar::{int_to, round_f16_f64, MathFn, Scalar};
+use crate::split::split_global;
 
 /// How an input image's elements are laid out: strides in elements per numpy axis, byte
 /// order, and an optional NIfTI scaling applied as the kernel reads. NIfTI data are
@@ -287,11 +288,29 @@ impl Planner<'_> {
             sb.b.finish(out)
                 .map_err(|e| PlanError(format!("internal lowering error: {e}")))?;
         let kernel = prune(&coalesce(&optimize(&kernel, OptOptions::default())));
+        // A long global reduction: partial stages (run in parallel) and a merge with the same
+        // result (see [`crate::split`]).
+        let (kernel, uniforms) = match split_global(&kernel) {
+            Some(split) => {
+                let mut uniforms = sb.uniforms.clone();
+                for part in split.parts {
+                    self.stages.push(Stage {
+                        shape: Vec::new(),
+                        kernel: part,
+                        inputs: sb.inputs.clone(),
+                        uniforms: sb.uniforms.clone(),
+                    });
+                    uniforms.push(self.stages.len() - 1);
+                }
+                (split.merge, uniforms)
+            }
+            None => (kernel, sb.uniforms),
+        };
         self.stages.push(Stage {
             shape,
             kernel,
             inputs: sb.inputs,
-            uniforms: sb.uniforms,
+            uniforms,
         });
         let idx = self.stages.len() - 1;
         self.done.insert(node, idx);

@@ -300,3 +300,43 @@ fn runtime_checks_raise_numpy_errors_for_the_values_that_need_them() {
         run(formula, &[1, 2, 3], &[0, 1, 2]).expect("no error");
     }
 }
+
+/// A long global reduction is split into partial stages and a merge (so the runtime can run the
+/// parts on several threads) with exactly the single reduction's result: a float sum keeps
+/// numpy's pairwise order (checked against `pairwise_sum` over the whole array), a maximum and
+/// an integer sum are associative.
+#[test]
+fn long_global_reductions_split_without_changing_the_result() {
+    let n = 70_001usize;
+    // Magnitudes from 1e-3 to 1e5, so that a different summation order changes the bits.
+    let values: Vec<f32> = (0..n)
+        .map(|i| {
+            let x = ((i as u64 * 2_654_435_761) % 1_000_003) as f32 / 1_000_003.0 - 0.5;
+            x * 10f32.powi((i % 9) as i32 - 3)
+        })
+        .collect();
+    let bytes = f32_bytes(&values);
+    let bufs = [InputBuf {
+        bytes: &bytes,
+        base: 0,
+    }];
+    let p = plan_formula("np.sum(a)", &[("a", DType::F32, vec![n])]);
+    assert_eq!(p.stages.len(), 17, "16 pairwise subtrees and a merge:\n{p}");
+    let got = as_f32(&execute_interpreted(&p, &bufs).unwrap());
+    let want = voxcalc_ir::scalar::pairwise_sum(&values);
+    assert_eq!(got[0].to_bits(), want.to_bits());
+    // A sequential left-to-right sum differs, so the test can tell the orders apart.
+    let sequential = values.iter().fold(-0.0f32, |acc, &x| acc + x);
+    assert_ne!(sequential.to_bits(), want.to_bits());
+
+    let p = plan_formula("np.max(a) - np.min(a)", &[("a", DType::F32, vec![n])]);
+    assert!(p.stages.len() > 3, "{p}");
+    let got = as_f32(&execute_interpreted(&p, &bufs).unwrap());
+    let max = values.iter().copied().fold(f32::MIN, f32::max);
+    let min = values.iter().copied().fold(f32::MAX, f32::min);
+    assert_eq!(got[0], max - min);
+
+    // A float variance has two passes: it stays one stage.
+    let p = plan_formula("np.var(a)", &[("a", DType::F32, vec![n])]);
+    assert_eq!(p.stages.len(), 1, "{p}");
+}

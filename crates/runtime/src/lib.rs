@@ -117,28 +117,37 @@ fn run_stages(
     let kernels = plan.kernels();
     let last = stages.len().saturating_sub(1);
     let mut outputs: Vec<Vec<u8>> = Vec::with_capacity(stages.len());
-    for (stage_idx, stage) in stages.iter().enumerate() {
-        let mut inputs = Vec::with_capacity(stage.inputs.len());
-        for src in &stage.inputs {
-            inputs.push(match *src {
-                StageInput::Image(n) => *images
-                    .get(n)
-                    .ok_or_else(|| RunError(format!("image #{n} was not given")))?,
-                StageInput::Stage(s) => InputBuf {
-                    bytes: &outputs[s],
-                    base: 0,
-                },
-                StageInput::Table(t) => InputBuf {
-                    bytes: &plan.plan().tables[t],
-                    base: 0,
-                },
-            });
+    let mut stage_idx = 0;
+    while stage_idx < stages.len() {
+        // Consecutive scalar stages that do not read each other (e.g. the parts of a split
+        // global reduction) run at the same time, one thread each.
+        let wave = scalar_wave(plan, stage_idx, last);
+        if wave > 1 {
+            let results: Vec<Result<Vec<u8>, ExecError>> = (stage_idx..stage_idx + wave)
+                .into_par_iter()
+                .map(|s| {
+                    let (inputs, uniforms) = stage_args(plan, s, images, &outputs)?;
+                    let args = RunArgs {
+                        inputs: &inputs,
+                        uniforms: &uniforms,
+                    };
+                    let mut own = vec![0u8; stages[s].dtype().size()];
+                    run_blocks(&kernels[s], &args, &mut own, 1, None)?;
+                    Ok(own)
+                })
+                .collect();
+            for (s, res) in (stage_idx..).zip(results) {
+                let own = res?;
+                if let Some(err) = plan.plan().failed_check(s, &own) {
+                    return Err(ExecError::Check(err.clone()));
+                }
+                outputs.push(own);
+            }
+            stage_idx += wave;
+            continue;
         }
-        let uniforms: Vec<u64> = stage
-            .uniforms
-            .iter()
-            .map(|&s| Scalar::from_le_bytes(stages[s].dtype(), &outputs[s]).to_bits())
-            .collect();
+        let stage = &stages[stage_idx];
+        let (inputs, uniforms) = stage_args(plan, stage_idx, images, &outputs)?;
         let args = RunArgs {
             inputs: &inputs,
             uniforms: &uniforms,
@@ -166,8 +175,66 @@ fn run_stages(
             return Err(ExecError::Check(err.clone()));
         }
         outputs.push(own);
+        stage_idx += 1;
     }
     Ok(())
+}
+
+/// How many stages from `first` on (never the output stage `last`) are scalar and read no
+/// other stage of the group, so that they can run concurrently.
+fn scalar_wave(plan: &CompiledPlan, first: usize, last: usize) -> usize {
+    let stages = &plan.plan().stages;
+    let mut end = first;
+    while end < last && stages[end].kernel.domain.is_empty() {
+        let reads_group = stages[end]
+            .inputs
+            .iter()
+            .filter_map(|src| match *src {
+                StageInput::Stage(s) => Some(s),
+                _ => None,
+            })
+            .chain(stages[end].uniforms.iter().copied())
+            .any(|s| s >= first);
+        if reads_group {
+            break;
+        }
+        end += 1;
+    }
+    end - first
+}
+
+/// The input buffers and uniform bits of stage `stage_idx`, from the images, the plan's tables
+/// and the outputs of earlier stages.
+fn stage_args<'a>(
+    plan: &'a CompiledPlan,
+    stage_idx: usize,
+    images: &[InputBuf<'a>],
+    outputs: &'a [Vec<u8>],
+) -> Result<(Vec<InputBuf<'a>>, Vec<u64>), ExecError> {
+    let stages = &plan.plan().stages;
+    let stage = &stages[stage_idx];
+    let mut inputs = Vec::with_capacity(stage.inputs.len());
+    for src in &stage.inputs {
+        inputs.push(match *src {
+            StageInput::Image(n) => *images
+                .get(n)
+                .ok_or_else(|| RunError(format!("image #{n} was not given")))?,
+            StageInput::Stage(s) => InputBuf {
+                bytes: &outputs[s],
+                base: 0,
+            },
+            StageInput::Table(t) => InputBuf {
+                bytes: &plan.plan().tables[t],
+                base: 0,
+            },
+        });
+    }
+    let uniforms: Vec<u64> = stage
+        .uniforms
+        .iter()
+        .map(|&s| Scalar::from_le_bytes(stages[s].dtype(), &outputs[s]).to_bits())
+        .collect();
+    Ok((inputs, uniforms))
 }
 
 /// Computes a kernel's whole domain into `dest` in blocks of `block` voxels on the current

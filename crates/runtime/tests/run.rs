@@ -130,3 +130,29 @@ fn failed_checks_stop_the_run_with_numpy_s_error() {
         execute_interpreted(&p, &bufs).expect("interprets")
     );
 }
+
+#[test]
+fn split_global_reductions_run_in_parallel_with_the_single_thread_result() {
+    let shape = [331usize, 211, 1];
+    let n: usize = shape.iter().product();
+    let a = values(n);
+    let m: Vec<u8> = (0..n).map(|i| u8::from(i % 5 != 0)).collect();
+    let bufs = [
+        InputBuf { bytes: &a, base: 0 },
+        InputBuf { bytes: &m, base: 0 },
+    ];
+    for formula in [
+        "np.sum(a)",
+        "a - np.mean(a) + np.max(a)",
+        "np.sum(m > 0) + np.count_nonzero(a > 0.1)",
+        "np.any(a > 1000)",
+    ] {
+        let p = plan_formula(formula, &shape);
+        assert!(p.stages.len() > 2, "{formula} is split:\n{p}");
+        let want = execute_interpreted(&p, &bufs).expect("interprets");
+        for threads in [1, 2, 4] {
+            let got = run_threads(&p, &bufs, threads, 4096).expect("runs");
+            assert!(got == want, "{formula}: {threads} threads");
+        }
+    }
+}

@@ -17,7 +17,10 @@ fuzz_target!(|data: &[u8]| {
     let end = usize::try_from(header.vox_offset)
         .unwrap_or(usize::MAX)
         .clamp(header_size, data.len());
-    if header.parse_extensions(&data[header_size..end], path).is_err() {
+    if header
+        .parse_extensions(&data[header_size..end], path)
+        .is_err()
+    {
         return;
     }
     let _ = header.affine();

@@ -178,7 +178,8 @@ def cases():
         xl = np.asfortranarray((rng.standard_normal((331, 211)) * 1000).astype(dt))
         for formula in ["np.sum(vx)", "np.mean(vx)", "np.max(vx)", "np.nanmin(vx)",
                         "np.sum(vx > 100)", "np.any(vx > 4000)", "np.sum(vx[:, 1:])",
-                        "np.sum(vx[1:, :])", "np.sum(vx.astype(np.int64))", "vx - np.mean(vx)"]:
+                        "np.sum(vx[1:, :])", "np.sum(vx.astype(np.int64))", "vx - np.mean(vx)",
+                        "np.std(vx)", "np.var(vx, ddof=1)", "(vx - np.mean(vx)) / np.std(vx)"]:
             out.append(("order_" + formula, formula, {"vx": xl}))
         long = np.asfortranarray((rng.standard_normal((10000, 3, 2)) * 1000).astype(dt))
         out.append(("order_long_runs", "np.sum(vl[:, 1:3, :])", {"vl": long}))

@@ -164,11 +164,14 @@ impl fmt::Display for CheckError {
 
 impl std::error::Error for CheckError {}
 
-/// The kinds of run-time checks, to plan each once per node.
+/// The kinds of stages planned for a node without being the node's value (run-time checks,
+/// the mean inside a global variance), to plan each once per node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum CheckKind {
+enum AuxKind {
     NegativeExponent,
     EmptyReduction,
+    /// The mean of a global variance's operand, computed as its own (splittable) stage.
+    GlobalMean,
 }
 
 /// A formula the planner cannot lower (a feature not supported yet).
@@ -233,7 +236,7 @@ pub fn plan(tree: &Tree, layouts: &[ImageLayout]) -> Result<Plan, PlanError> {
         stages: Vec::new(),
         done: HashMap::new(),
         checks: Vec::new(),
-        checked: HashMap::new(),
+        aux: HashMap::new(),
         tables: Vec::new(),
     };
     planner.stage(tree.root)?;
@@ -250,7 +253,7 @@ struct Planner<'t> {
     stages: Vec<Stage>,
     done: HashMap<NodeId, usize>,
     checks: Vec<RuntimeCheck>,
-    checked: HashMap<(NodeId, CheckKind), usize>,
+    aux: HashMap<(NodeId, AuxKind), usize>,
     tables: Vec<Vec<u8>>,
 }
 
@@ -288,31 +291,7 @@ impl Planner<'_> {
             sb.b.finish(out)
                 .map_err(|e| PlanError(format!("internal lowering error: {e}")))?;
         let kernel = prune(&coalesce(&optimize(&kernel, OptOptions::default())));
-        // A long global reduction: partial stages (run in parallel) and a merge with the same
-        // result (see [`crate::split`]).
-        let (kernel, uniforms) = match split_global(&kernel) {
-            Some(split) => {
-                let mut uniforms = sb.uniforms.clone();
-                for part in split.parts {
-                    self.stages.push(Stage {
-                        shape: Vec::new(),
-                        kernel: part,
-                        inputs: sb.inputs.clone(),
-                        uniforms: sb.uniforms.clone(),
-                    });
-                    uniforms.push(self.stages.len() - 1);
-                }
-                (split.merge, uniforms)
-            }
-            None => (kernel, sb.uniforms),
-        };
-        self.stages.push(Stage {
-            shape,
-            kernel,
-            inputs: sb.inputs,
-            uniforms,
-        });
-        let idx = self.stages.len() - 1;
+        let idx = self.push_stage(shape, kernel, sb.inputs, sb.uniforms);
         self.done.insert(node, idx);
         Ok(idx)
     }
@@ -333,12 +312,28 @@ impl Planner<'_> {
     fn check(
         &mut self,
         node: NodeId,
-        kind: CheckKind,
+        kind: AuxKind,
         error: CheckError,
         build: impl FnOnce(&mut StageBuilder, &mut Planner) -> Result<ValueId, PlanError>,
     ) -> Result<(), PlanError> {
-        if self.checked.contains_key(&(node, kind)) {
+        if self.aux.contains_key(&(node, kind)) {
             return Ok(());
+        }
+        let stage = self.aux_stage(node, kind, build)?;
+        self.checks.push(RuntimeCheck { stage, error });
+        Ok(())
+    }
+
+    /// A scalar stage computed by `build` that no typed-tree node stands for (a check, the
+    /// mean inside a global variance), planned once per node and kind.
+    fn aux_stage(
+        &mut self,
+        node: NodeId,
+        kind: AuxKind,
+        build: impl FnOnce(&mut StageBuilder, &mut Planner) -> Result<ValueId, PlanError>,
+    ) -> Result<usize, PlanError> {
+        if let Some(&stage) = self.aux.get(&(node, kind)) {
+            return Ok(stage);
         }
         let mut sb = StageBuilder {
             b: KernelBuilder::new(Vec::new()),
@@ -355,16 +350,43 @@ impl Planner<'_> {
             sb.b.finish(out)
                 .map_err(|e| PlanError(format!("internal lowering error: {e}")))?;
         let kernel = prune(&coalesce(&optimize(&kernel, OptOptions::default())));
+        let stage = self.push_stage(Vec::new(), kernel, sb.inputs, sb.uniforms);
+        self.aux.insert((node, kind), stage);
+        Ok(stage)
+    }
+
+    /// Appends a stage; a scalar stage is split into parallel parts and a merge when its
+    /// reduction allows (see [`crate::split`]). Returns the stage computing the result.
+    fn push_stage(
+        &mut self,
+        shape: Vec<usize>,
+        kernel: Kernel,
+        inputs: Vec<StageInput>,
+        uniforms: Vec<usize>,
+    ) -> usize {
+        let (kernel, uniforms) = match split_global(&kernel) {
+            Some(split) => {
+                let mut all = uniforms.clone();
+                for part in split.parts {
+                    self.stages.push(Stage {
+                        shape: Vec::new(),
+                        kernel: part,
+                        inputs: inputs.clone(),
+                        uniforms: uniforms.clone(),
+                    });
+                    all.push(self.stages.len() - 1);
+                }
+                (split.merge, all)
+            }
+            None => (kernel, uniforms),
+        };
         self.stages.push(Stage {
-            shape: Vec::new(),
+            shape,
             kernel,
-            inputs: sb.inputs,
-            uniforms: sb.uniforms,
+            inputs,
+            uniforms,
         });
-        let stage = self.stages.len() - 1;
-        self.checked.insert((node, kind), stage);
-        self.checks.push(RuntimeCheck { stage, error });
-        Ok(())
+        self.stages.len() - 1
     }
 }
 
@@ -675,7 +697,7 @@ impl StageBuilder {
                         range: n.range,
                     };
                     let rhs = *rhs;
-                    pl.check(rhs, CheckKind::NegativeExponent, error, |sb, pl| {
+                    pl.check(rhs, AuxKind::NegativeExponent, error, |sb, pl| {
                         sb.any_over(pl, rhs, |sb, x| {
                             let zero = sb.b.constant(Scalar::zero(sb.b.kernel().dtype(x)));
                             sb.b.binary(BinaryOp::Lt, x, zero)
@@ -1141,6 +1163,25 @@ impl StageBuilder {
                         let id = self.input(StageInput::Stage(stage), x_dtype, ByteOrder::Native);
                         self.load(id, &fortran_strides(&shape), srcs)?
                     }
+                    // A global variance: the mean is a stage of its own, so that both passes
+                    // are single reductions the runtime can split over threads (the values
+                    // are those of the inline computation below).
+                    None if node == self.root
+                        && self.domain_elems == 1
+                        && !masked
+                        && !skip_nan
+                        && r.axes.len() == operand.shape.ndim() =>
+                    {
+                        let stage = pl.aux_stage(r.operand, AuxKind::GlobalMean, |sb, pl| {
+                            let s =
+                                sb.pass(pl, r, &[], ReduceOp::Sum(order), Elem::Value, false)?;
+                            let n = sb.b.constant(Scalar::I64(static_n as i64));
+                            let mean = divide(sb, s, n);
+                            Ok(sb.b.cast(mean, x_dtype))
+                        })?;
+                        self.uniforms.push(stage);
+                        self.b.uniform(x_dtype)
+                    }
                     None => {
                         let s = self.pass(pl, r, srcs, ReduceOp::Sum(order), nan_sum, false)?;
                         let mean = divide(self, s, n);
@@ -1295,13 +1336,13 @@ impl StageBuilder {
             range: node.range,
         };
         if let Some((_, mask)) = find_mask_select(tree, r.operand) {
-            return pl.check(mask, CheckKind::EmptyReduction, error, |sb, pl| {
+            return pl.check(mask, AuxKind::EmptyReduction, error, |sb, pl| {
                 let any = sb.any_over(pl, mask, |sb, m| sb.b.cast(m, DType::Bool))?;
                 Ok(sb.b.unary(UnaryOp::Not, any))
             });
         }
         if static_n == 0 {
-            return pl.check(reduce_node, CheckKind::EmptyReduction, error, |sb, _| {
+            return pl.check(reduce_node, AuxKind::EmptyReduction, error, |sb, _| {
                 Ok(sb.b.constant(Scalar::Bool(true)))
             });
         }

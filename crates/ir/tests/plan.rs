@@ -336,7 +336,13 @@ fn long_global_reductions_split_without_changing_the_result() {
     let min = values.iter().copied().fold(f32::MAX, f32::min);
     assert_eq!(got[0], max - min);
 
-    // A float variance has two passes: it stays one stage.
+    // A global variance: its mean is a stage of its own, so both passes split; the result is
+    // numpy's (pairwise sums, means and variances divided in float64 and rounded to float32).
     let p = plan_formula("np.var(a)", &[("a", DType::F32, vec![n])]);
-    assert_eq!(p.stages.len(), 1, "{p}");
+    assert_eq!(p.stages.len(), 34, "{p}");
+    let got = as_f32(&execute_interpreted(&p, &bufs).unwrap());
+    let mean = (f64::from(voxcalc_ir::scalar::pairwise_sum(&values)) / n as f64) as f32;
+    let squares: Vec<f32> = values.iter().map(|&x| (x - mean) * (x - mean)).collect();
+    let var = (f64::from(voxcalc_ir::scalar::pairwise_sum(&squares)) / n as f64) as f32;
+    assert_eq!(got[0].to_bits(), var.to_bits());
 }

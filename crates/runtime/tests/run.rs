@@ -146,6 +146,7 @@ fn split_global_reductions_run_in_parallel_with_the_single_thread_result() {
         "a - np.mean(a) + np.max(a)",
         "np.sum(m > 0) + np.count_nonzero(a > 0.1)",
         "np.any(a > 1000)",
+        "(a - np.mean(a)) / np.std(a)",
     ] {
         let p = plan_formula(formula, &shape);
         assert!(p.stages.len() > 2, "{formula} is split:\n{p}");

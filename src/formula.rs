@@ -776,3 +776,55 @@ pub fn math_img(
     };
     compiled.eval(images, &options, &NoProgress)
 }
+
+#[cfg(test)]
+mod tests {
+    use voxcalc_nifti::NiftiVersion;
+
+    use super::*;
+
+    fn image(label: &str, values: &[i16]) -> Image {
+        let affine = [
+            [1.0, 0.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0, 0.0],
+            [0.0, 0.0, 1.0, 0.0],
+            [0.0, 0.0, 0.0, 1.0],
+        ];
+        let header = Header::fresh(NiftiVersion::Nifti1, &[values.len()], DType::I16, &affine)
+            .expect("a valid header");
+        let data: Vec<u8> = values.iter().flat_map(|v| v.to_ne_bytes()).collect();
+        Image::from_memory(label, header, &data).expect("an in-memory image")
+    }
+
+    /// numpy's run-time errors come back as `Error::Evaluation`, drawn as a caret frame under
+    /// the operation that raised them.
+    #[test]
+    fn runtime_errors_point_at_the_operation_that_raised_them() {
+        let a = image("a", &[1, 2, 3]);
+        let m = image("m", &[0, 0, 0]);
+        let Err(err) = math_img("a - np.max(a[m > 0])", &[("a", &a), ("m", &m)], None) else {
+            panic!("the maximum of an empty selection evaluated");
+        };
+        assert!(matches!(err, Error::Evaluation { .. }), "{err:?}");
+        assert_eq!(err.diagnostics()[0].code, "E0401");
+        let text = err.to_string();
+        assert!(
+            text.contains("zero-size array to reduction operation maximum which has no identity"),
+            "{text}"
+        );
+        assert!(text.contains("    ^^^^^^^^^^^^^^^^"), "{text}");
+
+        let b = image("b", &[2, -1, 0]);
+        let Err(err) = math_img("a ** b", &[("a", &a), ("b", &b)], None) else {
+            panic!("a negative integer exponent evaluated");
+        };
+        assert!(
+            err.to_string()
+                .contains("integers to negative integer powers are not allowed"),
+            "{err}"
+        );
+        let m = image("m", &[0, 1, 0]);
+        math_img("a - np.max(a[m > 0])", &[("a", &a), ("m", &m)], None)
+            .expect("a non-empty selection evaluates");
+    }
+}

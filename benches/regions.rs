@@ -8,6 +8,8 @@
 //!     into a fresh buffer, against `signals_to_img_labels`), and, for reference, refilling one
 //!     reused buffer (`signals_to_img_into`, as a loop over subjects would; nilearn has no
 //!     equivalent, its column is the same fresh build),
+//!   * for the 200 x 200 case, the inverse `img_to_signals_labels` on the rebuilt `.nii`
+//!     (opening the file included),
 //!   * the whole job in a fresh process: load the signals (.npy) and the atlas, build, write
 //!     `.nii` and `.nii.gz` (voxcalc streams the file; nilearn calls `to_filename`), with the
 //!     process's peak resident memory.
@@ -265,6 +267,47 @@ fn bench_case(
         theirs,
         peaks: None,
     });
+
+    // The inverse, from a .nii file: region means of every volume.
+    if n_times <= 200 {
+        let img_path = dir.join("series.nii");
+        let labels = NiftiImage::open(&atlas).unwrap();
+        let map = LabelMap::build(&labels, None, 0.0).unwrap();
+        map.write_signals_img(&signals, &img_path, &WriteOptions::default())
+            .unwrap();
+        let mut ours = Vec::new();
+        for _ in 0..reps {
+            let start = Instant::now();
+            let img = NiftiImage::open(&img_path).unwrap();
+            let res = voxcalc::regions::img_to_signals_labels(&img, &labels, None, 0.0).unwrap();
+            ours.push(start.elapsed().as_secs_f64());
+            assert_eq!(res.signals.shape(), &[n_times, n_regions]);
+        }
+        let output = Command::new(python())
+            .args([compare_script(), "extract"])
+            .arg(&img_path)
+            .arg(&atlas)
+            .arg(nilearn_reps.to_string())
+            .output()
+            .expect("cannot run python");
+        assert!(
+            output.status.success(),
+            "nilearn failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let theirs: Vec<f64> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
+        rows.push(Row {
+            case: case.clone(),
+            step: "img -> signals",
+            ours: median(ours),
+            theirs: median(theirs),
+            peaks: None,
+        });
+        let _ = std::fs::remove_file(&img_path);
+    }
 
     // The whole job, each in a fresh process.
     for (step, ext) in [("job -> .nii", "nii"), ("job -> .nii.gz", "nii.gz")] {

@@ -9,6 +9,8 @@ Usage:
       the whole job as a script does it: load the signals and the atlas, build, `to_filename`;
       prints `seconds peak_kb` (wall time after the imports; peak resident memory of the
       process).
+  python regions_compare.py extract IMG ATLAS REPS
+      img_to_signals_labels(IMG, ATLAS) from the files, REPS times; one line of seconds per run.
 """
 
 import resource
@@ -18,7 +20,7 @@ import warnings
 
 import nibabel as nib
 import numpy as np
-from nilearn.regions import signals_to_img_labels
+from nilearn.regions import img_to_signals_labels, signals_to_img_labels
 
 warnings.simplefilter("ignore")
 
@@ -42,6 +44,12 @@ def main():
         elapsed = time.perf_counter() - start
         peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         print(f"{elapsed:.6f} {peak_kb}", flush=True)
+    elif mode == "extract":
+        img_path = signals_path
+        for _ in range(int(sys.argv[4])):
+            start = time.perf_counter()
+            img_to_signals_labels(img_path, atlas_path)
+            print(f"{time.perf_counter() - start:.6f}", flush=True)
     else:
         sys.exit(f"unknown mode {mode}")
 

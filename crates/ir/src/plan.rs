@@ -320,6 +320,17 @@ impl Planner<'_> {
             return Ok(());
         }
         let stage = self.aux_stage(node, kind, build)?;
+        let st = &self.stages[stage].kernel;
+        let never = matches!(
+            st.inst(st.output).kind,
+            InstKind::Const(Scalar::Bool(false))
+        );
+        if never && stage + 1 == self.stages.len() {
+            // A check that can never fail (a constant condition): no stage at all.
+            self.stages.pop();
+            self.aux.remove(&(node, kind));
+            return Ok(());
+        }
         self.checks.push(RuntimeCheck { stage, error });
         Ok(())
     }
@@ -697,11 +708,20 @@ impl StageBuilder {
                         range: n.range,
                     };
                     let rhs = *rhs;
+                    let negative = |sb: &mut StageBuilder, x: ValueId| {
+                        let zero = sb.b.constant(Scalar::zero(sb.b.kernel().dtype(x)));
+                        sb.b.binary(BinaryOp::Lt, x, zero)
+                    };
                     pl.check(rhs, AuxKind::NegativeExponent, error, |sb, pl| {
-                        sb.any_over(pl, rhs, |sb, x| {
-                            let zero = sb.b.constant(Scalar::zero(sb.b.kernel().dtype(x)));
-                            sb.b.binary(BinaryOp::Lt, x, zero)
-                        })
+                        if is_constant(tree, rhs) {
+                            // One value (e.g. `np.int16(-2)`): decided once, and dropped when
+                            // it folds to false.
+                            let srcs = vec![Src::zero(); tree.node(rhs).shape.ndim()];
+                            let x = sb.lower(pl, rhs, &srcs)?;
+                            Ok(negative(sb, x))
+                        } else {
+                            sb.any_over(pl, rhs, negative)
+                        }
                     })?;
                 }
                 if n.dtype == DType::Bool && tree.node(*lhs).dtype == DType::F16 {
@@ -1526,6 +1546,13 @@ impl StageBuilder {
             .end_reduce(op, loops, e, mask)
             .map_err(|err| PlanError(format!("internal lowering error: {err}")))
     }
+}
+
+/// True when a subtree reads no image (one value, known when planning).
+fn is_constant(tree: &Tree, node: NodeId) -> bool {
+    let n = tree.node(node);
+    !matches!(n.kind, NodeKind::Input { .. })
+        && n.kind.children().iter().all(|&c| is_constant(tree, c))
 }
 
 /// True when two subtrees compute the same values (same operations, dtypes, shapes, inputs).

@@ -11,6 +11,16 @@
 //! - Other reductions are loops inside the per-voxel kernel; slicing, `None` and broadcasting
 //!   only change the strides of views.
 //!
+//! - Errors numpy raises for some values (an integer power with a negative exponent, a
+//!   reduction without identity over an empty selection) are [`RuntimeCheck`]s: scalar bool
+//!   stages planned before the stage that needs them, with the error to raise when true.
+//! - float16 values (numpy's type for e.g. `np.sin(uint8)`) are carried in float32 and rounded
+//!   to float16 precision (`UnaryOp::RoundF16`) where numpy converts them: casts to or from
+//!   float16, comparisons of float16 values, float16 constants and elements of reductions
+//!   over float16; a float16 result is written as float32 (docs/compat.md, items 3 and 5).
+//! - A long global reduction is split into partial stages and a merge with the same result, so
+//!   the runtime can run it on several threads ([`crate::split`]).
+//!
 //! Every stage writes its result densely in Fortran order (axis 0 fastest), the order of NIfTI
 //! data, so the last stage's output is the formula's image as it is stored on disk.
 //!

@@ -4,6 +4,12 @@
 //! Every block writes a disjoint slice of its stage's output and reads only inputs and earlier
 //! stages, and a kernel computes each voxel independently of how the domain was cut, so the
 //! result does not depend on the thread count or the block size (a test checks it).
+//! A scalar stage is one voxel, so one thread: the planner splits long global reductions into
+//! independent partial stages and a merge with the same bits (`voxcalc_ir::split`), and
+//! consecutive scalar stages that do not read each other run concurrently.
+//! After each stage, the plan's run-time checks on it are evaluated: a failed check (numpy's
+//! error for these values, e.g. an integer power with a negative exponent) stops the run with
+//! [`ExecError::Check`] before any later stage.
 //! The last stage writes straight into the caller's buffer (for files: the output mapping), so
 //! the result is never copied.
 

@@ -221,6 +221,51 @@ pub fn language_reference() -> String {
             k.summary().replace('|', "\\|")
         );
     }
-    out.push_str("\nParse errors (E01xx) are listed by the syntax crate.\n");
+    out.push_str(LATER_CODES);
     out
 }
+
+/// Codes raised outside the checker: by the parser (E01xx, `voxcalc_syntax::ParseError`), by
+/// the facade when a call cannot produce an image (E03xx), at run time (E04xx, the planner's
+/// run-time checks) and warnings (W).
+const LATER_CODES: &str = "
+Parse errors (E01xx, from the parser):
+
+| code | meaning |
+|---|---|
+| E0100 | the formula is longer than the limit (64 KiB) |
+| E0101 | a character that is not part of the language (`$`, `?`, a backslash) |
+| E0102 | an expression was expected here |
+| E0103 | a specific token was expected (a closing bracket, a comma, ...) |
+| E0105 | an invalid number (`1e`, `1__0`, `01`, `3.foo`, `1..2`, `1j`) |
+| E0106 | hexadecimal, octal or binary literals (`0x10`) are not part of the dialect |
+| E0107 | an integer literal too large to represent |
+| E0108 | an unterminated string |
+| E0109 | an unknown escape in a string |
+| E0110 | a string prefix (`r`, `b`, `f`) |
+| E0111 | a C-style operator (`&&`, `\\|\\|`, `!`): use `&`, `\\|`, `~` |
+| E0112 | a Python keyword that has no place in an expression (`import`, `for`, `yield`, ...) |
+| E0113 | `lambda` |
+| E0114 | `=` where a comparison was meant: use `==` |
+| E0115 | `:=` |
+| E0116 | `*args` / `**kwargs` |
+| E0117 | a positional argument after a keyword argument |
+| E0118 | a repeated keyword argument |
+| E0119 | a bare tuple as the whole formula (a formula is one expression) |
+| E0120 | text after the end of the formula |
+| E0121 | a closing bracket without an opening one |
+| E0122 | an empty subscript `a[]` |
+| E0123 | a misplaced `not` |
+| E0124 | dict or set displays |
+| E0125 | `;` (a formula is one expression) |
+| E0126 | the formula nests too deeply |
+| E0127 | an empty formula |
+
+Errors of the call and at run time:
+
+| code | meaning |
+|---|---|
+| E0301 | the formula uses no image, so its result is not an image |
+| E0401 | numpy raises while evaluating: an empty selection under min/max/argmin/argmax/ptp/percentile (no identity), or a negative integer exponent |
+| W0001 | warning: an input is not used by the formula |
+";

@@ -11,7 +11,7 @@ mod image;
 pub use error::Error;
 pub use formula::{math_img, EvalOptions, Evaluated, Formula, InputSpec, Timings, Written};
 pub use image::Image;
-pub use voxcalc_nifti::{Header, WriteOptions};
+pub use voxcalc_nifti::{ErrorKind as ImageErrorKind, Header, WriteOptions};
 /// Region signals to voxels and back through a label atlas (nilearn's `signals_to_img_labels`
 /// and `img_to_signals_labels`): [`regions::LabelMap`], [`regions::Signals`], signals files.
 pub use voxcalc_regions as regions;

@@ -107,7 +107,12 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let progress = TerminalProgress::start(!args.quiet);
     let res = formula.eval_to_file(&named, &args.output, &options, &progress);
     progress.finish();
-    let written = res?;
+    let written = match res {
+        Err(voxcalc::Error::Image(err)) if err.kind() == voxcalc::ImageErrorKind::OutputIsInput => {
+            bail!("{err} (pass --force to replace it: it is swapped in atomically once the result is complete)")
+        }
+        other => other?,
+    };
     if !args.quiet {
         for warning in written
             .warnings

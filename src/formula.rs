@@ -9,7 +9,9 @@ use voxcalc_check::{tir, Env};
 use voxcalc_ir::plan::{plan, ImageLayout};
 use voxcalc_ir::{ByteOrder as IrByteOrder, InputBuf};
 use voxcalc_jit::{compile_plan, CompileOptions, CompiledPlan};
-use voxcalc_nifti::{check_output_not_input, ByteOrder, Header, OutputImage, WriteOptions};
+use voxcalc_nifti::{
+    check_output_not_input, native_range, ByteOrder, Header, OutputImage, WriteOptions,
+};
 use voxcalc_runtime::{NoProgress, Progress, RunOptions};
 use voxcalc_syntax::{Diagnostic, Label, TextRange};
 use voxcalc_types::DType;
@@ -601,7 +603,7 @@ impl Job<'_> {
     /// Sets `cal_min`/`cal_max` from the data when the header is copied (as nilearn does).
     fn with_cal_range(&self, mut header: Header, data: Vec<u8>, dtype: DType) -> (Header, Vec<u8>) {
         if self.copy_header {
-            let (min, max) = data_range(&data, dtype);
+            let (min, max) = native_range(&data, dtype);
             header.cal_min = min;
             header.cal_max = max;
         }
@@ -634,25 +636,6 @@ fn narrow_int64(dtype: DType, data: Vec<u8>) -> (DType, Vec<u8>) {
         .flat_map(|&v| (v as i32).to_ne_bytes())
         .collect();
     (DType::I32, narrowed)
-}
-
-/// `(np.min(data), np.max(data))` as f64: NaN anywhere makes both NaN; empty data give 0.
-fn data_range(data: &[u8], dtype: DType) -> (f64, f64) {
-    let n = data.len() / dtype.size().max(1);
-    if n == 0 {
-        return (0.0, 0.0);
-    }
-    let mut min = f64::INFINITY;
-    let mut max = f64::NEG_INFINITY;
-    for idx in 0..n {
-        let v = value_f64(data, dtype, idx);
-        if v.is_nan() {
-            return (f64::NAN, f64::NAN);
-        }
-        min = min.min(v);
-        max = max.max(v);
-    }
-    (min, max)
 }
 
 /// Element `idx` of native-order `data` of `dtype`, as f64.

@@ -276,24 +276,8 @@ pub fn round(x: Py, ndigits: Option<i128>) -> Result<Py, String> {
     }
 }
 
-/// The operator as written.
-pub fn op_symbol(op: BinaryOp) -> &'static str {
-    match op {
-        BinaryOp::Add => "+",
-        BinaryOp::Sub => "-",
-        BinaryOp::Mul => "*",
-        BinaryOp::Div => "/",
-        BinaryOp::FloorDiv => "//",
-        BinaryOp::Mod => "%",
-        BinaryOp::Pow => "**",
-        BinaryOp::MatMul => "@",
-        BinaryOp::LShift => "<<",
-        BinaryOp::RShift => ">>",
-        BinaryOp::BitAnd => "&",
-        BinaryOp::BitOr => "|",
-        BinaryOp::BitXor => "^",
-    }
-}
+/// The operator as written (the parser's own table).
+pub use voxcalc_syntax::pretty::binary_symbol as op_symbol;
 
 /// The comparison as written.
 pub fn cmp_symbol(op: CmpOp) -> &'static str {

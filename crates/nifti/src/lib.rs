@@ -86,4 +86,4 @@ pub use header::{
 };
 pub use paths::{check_output_not_input, image_files, output_files, same_file, ImageFiles};
 pub use read::{DataSource, NiftiImage, RawView, ReadOptions};
-pub use write::{OutputImage, WriteOptions};
+pub use write::{native_range, OutputImage, WriteOptions};

@@ -330,8 +330,9 @@ fn write_gzip(
     Ok(())
 }
 
-/// `(min, max)` of native-order data, NaN if any element is NaN (numpy's `min`/`max`).
-fn native_range(bytes: &[u8], dtype: DType) -> (f64, f64) {
+/// `(min, max)` of native-order data as f64: NaN if any element is NaN (numpy's `min`/`max`),
+/// `(0, 0)` for no data (nilearn's `cal_min`/`cal_max` rule).
+pub fn native_range(bytes: &[u8], dtype: DType) -> (f64, f64) {
     macro_rules! range_of {
         ($t:ty) => {{
             let size = std::mem::size_of::<$t>();

@@ -195,6 +195,46 @@ pub(crate) fn gzip_member(
     Ok(out)
 }
 
+/// Largest payload of one stored (uncompressed) deflate block.
+const STORED_BLOCK_MAX: usize = 65_535;
+
+/// Size of the member [`stored_member`] builds for a payload of `payload_len` bytes: known
+/// before the payload is, so a writer can reserve room for a header that is filled in last.
+pub(crate) fn stored_member_len(payload_len: usize) -> usize {
+    let n_blocks = payload_len.div_ceil(STORED_BLOCK_MAX).max(1);
+    INDEXED_HEADER_LEN + n_blocks * 5 + payload_len + 8
+}
+
+/// `payload` as one gzip member of stored (uncompressed) deflate blocks carrying the size
+/// subfield. Its length depends only on the payload's length ([`stored_member_len`]).
+pub(crate) fn stored_member(payload: &[u8]) -> io::Result<Vec<u8>> {
+    let total = stored_member_len(payload.len());
+    let size = u32::try_from(total)
+        .map_err(|_| io::Error::other("a gzip member exceeds 4 GiB; use smaller blocks"))?;
+    let mut out = Vec::with_capacity(total);
+    out.extend_from_slice(&[0x1f, 0x8b, 8, FEXTRA, 0, 0, 0, 0, 0, 255]);
+    out.extend_from_slice(&8u16.to_le_bytes());
+    out.extend_from_slice(&INDEX_SUBFIELD);
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&size.to_le_bytes());
+    let mut blocks = payload.chunks(STORED_BLOCK_MAX).peekable();
+    if blocks.peek().is_none() {
+        out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
+    }
+    while let Some(block) = blocks.next() {
+        let is_final = u8::from(blocks.peek().is_none());
+        let len = block.len() as u16;
+        out.push(is_final);
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(block);
+    }
+    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    debug_assert_eq!(out.len(), total);
+    Ok(out)
+}
+
 fn deflate_into(
     deflater: &mut flate2::Compress,
     mut input: &[u8],

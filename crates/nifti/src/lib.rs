@@ -12,6 +12,10 @@
 //!   it is written to a temp file beside the target and renamed, so a failure never leaves a
 //!   partial file and an input being read is never overwritten. `.nii.gz` output is compressed
 //!   in parallel blocks (independent gzip members).
+//! * [`OutputStream`]: the same outputs written as a stream (data chunks in order, header at
+//!   `finish`) with bounded memory: plain data go straight to the file, gzipped data are
+//!   compressed in parallel batches by a background thread. Both writers share one gzip
+//!   writer and produce identical files.
 //!
 //! Every failure is a [`NiftiError`] that names the file and, for header problems, the field.
 //!
@@ -76,6 +80,7 @@ mod gz;
 mod header;
 mod paths;
 mod read;
+mod stream;
 mod write;
 
 pub use datatype::{code_from_dtype, dtype_from_code, CodeProblem};
@@ -86,4 +91,5 @@ pub use header::{
 };
 pub use paths::{check_output_not_input, image_files, output_files, same_file, ImageFiles};
 pub use read::{DataSource, NiftiImage, RawView, ReadOptions};
+pub use stream::OutputStream;
 pub use write::{native_range, OutputImage, WriteOptions};

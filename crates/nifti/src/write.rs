@@ -12,7 +12,7 @@ use tempfile::NamedTempFile;
 use voxcalc_types::DType;
 
 use crate::error::{ErrorKind, NiftiError, Result};
-use crate::gz::gzip_member;
+use crate::gz::{gzip_member, stored_member};
 use crate::header::{header_error, ByteOrder, Header};
 use crate::paths::{has_gz_suffix, output_files, ImageFiles};
 use crate::read::{anon_buffer, touch_pages};
@@ -62,7 +62,7 @@ pub struct OutputImage {
 }
 
 /// A temp file in the directory of `target`, readable like a normal output file.
-fn temp_beside(target: &Path) -> Result<NamedTempFile> {
+pub(crate) fn temp_beside(target: &Path) -> Result<NamedTempFile> {
     let dir = match target.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
@@ -77,6 +77,72 @@ fn temp_beside(target: &Path) -> Result<NamedTempFile> {
     builder
         .tempfile_in(&dir)
         .map_err(|e| NiftiError::io(target, "cannot create a temp file beside the output", e))
+}
+
+/// An output's files and the header as it will be written.
+pub(crate) struct Prepared {
+    pub files: ImageFiles,
+    /// The header as the file will say it: native order, its magic and offset, no scaling.
+    pub header: Header,
+    /// The header serialised for the layout (extensions included).
+    pub header_bytes: Vec<u8>,
+    /// Bytes of data the header declares.
+    pub data_len: usize,
+}
+
+/// Works out an output's files and checks that `header` can be written there (the header
+/// policy shared by [`OutputImage`] and [`crate::OutputStream`]).
+pub(crate) fn prepare(path: &Path, header: &Header) -> Result<Prepared> {
+    let files = output_files(path)?;
+    let mut header = header.clone();
+    let single = matches!(files, ImageFiles::Single(_));
+    let header_bytes = header
+        .to_bytes(single)
+        .map_err(|detail| header_error(path, detail))?;
+    header.byte_order = ByteOrder::native();
+    header.is_pair = !single;
+    header.vox_offset = if single { header_bytes.len() as u64 } else { 0 };
+    header.scl_slope = 1.0;
+    header.scl_inter = 0.0;
+    header
+        .validate_for_write(path)
+        .map_err(|e| NiftiError::new(ErrorKind::CannotWrite, path, e.to_string()))?;
+    let data_len = header.data_bytes();
+    Ok(Prepared {
+        files,
+        header,
+        header_bytes,
+        data_len,
+    })
+}
+
+/// The header bytes to write at `finish`, checked against what was laid out at `create`: the
+/// data size and (for single files) the header's length must not have changed.
+pub(crate) fn final_header_bytes(
+    header: &Header,
+    single: bool,
+    data_len: usize,
+    reserved_len: Option<usize>,
+    path: &Path,
+) -> Result<Vec<u8>> {
+    if header.data_bytes() != data_len {
+        return Err(NiftiError::new(
+            ErrorKind::CannotWrite,
+            path,
+            "the header's shape or dtype changed after the output was created",
+        ));
+    }
+    let header_bytes = header
+        .to_bytes(single)
+        .map_err(|detail| header_error(path, detail))?;
+    if reserved_len.is_some_and(|len| len != header_bytes.len()) {
+        return Err(NiftiError::new(
+            ErrorKind::CannotWrite,
+            path,
+            "the header's extensions changed after the output was created",
+        ));
+    }
+    Ok(header_bytes)
 }
 
 /// Maps a freshly sized temp file for writing.
@@ -100,22 +166,13 @@ impl OutputImage {
         options: &WriteOptions,
     ) -> Result<OutputImage> {
         let path = path.as_ref();
-        let files = output_files(path)?;
-        let mut header = header.clone();
+        let Prepared {
+            files,
+            header,
+            header_bytes,
+            data_len,
+        } = prepare(path, header)?;
         let single = matches!(files, ImageFiles::Single(_));
-        let header_bytes = header
-            .to_bytes(single)
-            .map_err(|detail| header_error(path, detail))?;
-        // What the file will say: native order, its magic and offset, no scaling.
-        header.byte_order = ByteOrder::native();
-        header.is_pair = !single;
-        header.vox_offset = if single { header_bytes.len() as u64 } else { 0 };
-        header.scl_slope = 1.0;
-        header.scl_inter = 0.0;
-        header
-            .validate_for_write(path)
-            .map_err(|e| NiftiError::new(ErrorKind::CannotWrite, path, e.to_string()))?;
-        let data_len = header.data_bytes();
         let (data_target, data_gz) = match &files {
             ImageFiles::Single(file) => (file.clone(), has_gz_suffix(file)),
             ImageFiles::Pair { data, .. } => (data.clone(), has_gz_suffix(data)),
@@ -197,23 +254,8 @@ impl OutputImage {
         } = self;
         let single = matches!(files, ImageFiles::Single(_));
         let main_path = files.all()[0].to_path_buf();
-        if header.data_bytes() != data_len {
-            return Err(NiftiError::new(
-                ErrorKind::CannotWrite,
-                &main_path,
-                "the header's shape or dtype changed after the output was created",
-            ));
-        }
-        let header_bytes = header
-            .to_bytes(single)
-            .map_err(|detail| header_error(&main_path, detail))?;
-        if single && header_bytes.len() != data_start && buffer_is_target {
-            return Err(NiftiError::new(
-                ErrorKind::CannotWrite,
-                &main_path,
-                "the header's extensions changed after the output was created",
-            ));
-        }
+        let reserved = (single && buffer_is_target).then_some(data_start);
+        let header_bytes = final_header_bytes(&header, single, data_len, reserved, &main_path)?;
         let data = &buffer[data_start..data_start + data_len];
         match &files {
             ImageFiles::Single(target) => {
@@ -226,7 +268,7 @@ impl OutputImage {
                     persist(buffer_file, target)?;
                 } else {
                     let temp = temp_beside(target)?;
-                    write_gzip(temp.as_file(), &header_bytes, data, &options, target)?;
+                    write_gzip(temp.as_file(), Some(&header_bytes), data, &options, target)?;
                     persist(Some(temp), target)?;
                 }
             }
@@ -239,25 +281,17 @@ impl OutputImage {
                     persist(buffer_file, data_path)?;
                 } else {
                     let temp = temp_beside(data_path)?;
-                    write_gzip(temp.as_file(), &[], data, &options, data_path)?;
+                    write_gzip(temp.as_file(), None, data, &options, data_path)?;
                     persist(Some(temp), data_path)?;
                 }
-                let temp = temp_beside(header_path)?;
-                if has_gz_suffix(header_path) {
-                    write_gzip(temp.as_file(), &header_bytes, &[], &options, header_path)?;
-                } else {
-                    let mut file = temp.as_file();
-                    file.write_all(&header_bytes)
-                        .map_err(|e| NiftiError::io(header_path, "cannot write", e))?;
-                }
-                persist(Some(temp), header_path)?;
+                crate::stream::write_header_file(header_path, &header_bytes, &options)?;
             }
         }
         Ok(())
     }
 }
 
-fn persist(temp: Option<NamedTempFile>, target: &Path) -> Result<()> {
+pub(crate) fn persist(temp: Option<NamedTempFile>, target: &Path) -> Result<()> {
     let Some(temp) = temp else {
         return Err(NiftiError::new(
             ErrorKind::CannotWrite,
@@ -270,63 +304,119 @@ fn persist(temp: Option<NamedTempFile>, target: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Compresses `prefix` followed by `data` as gzip members of `options.gzip_block_size`
-/// uncompressed bytes each (the first member carries the prefix), compressing in parallel
-/// batches and writing the members in order to `file`. A block size of `usize::MAX` gives one
-/// member, as nibabel writes. Each member records its size in a gzip extra subfield, so that
-/// voxcalc can inflate the members of its own files in parallel.
-fn write_gzip(
+/// Writes gzip members to a file: data blocks are compressed in parallel batches (rayon), each
+/// batch while the previous batch's members are written, so compression and writing overlap and
+/// only about two batches of compressed output are held at a time. Used by both
+/// [`OutputImage::finish`] and [`crate::OutputStream`], so both write identical bytes.
+pub(crate) struct MemberWriter {
+    out: BufWriter<File>,
+    level: u32,
+    /// Compressed members of the previous batch, not yet written.
+    pending: Vec<io::Result<Vec<u8>>>,
+    /// Buffers of written members, reused for later members (no fresh pages to fault in).
+    pool: std::sync::Mutex<Vec<Vec<u8>>>,
+}
+
+impl MemberWriter {
+    /// Writes members to `file` from its current position.
+    pub(crate) fn new(file: File, options: &WriteOptions) -> MemberWriter {
+        MemberWriter {
+            out: BufWriter::with_capacity(1 << 20, file),
+            level: options.compression_level.min(9),
+            pending: Vec::new(),
+            pool: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Writes `bytes` as they are (e.g. a member built elsewhere), after any pending members.
+    pub(crate) fn write_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.write_pending()?;
+        self.out.write_all(bytes)
+    }
+
+    /// Compresses each block as one member (in parallel) while writing the previous batch.
+    pub(crate) fn push_batch(&mut self, blocks: &[&[u8]]) -> io::Result<()> {
+        let level = Compression::new(self.level);
+        let pending = std::mem::take(&mut self.pending);
+        let MemberWriter { out, pool, .. } = self;
+        let pool = &*pool;
+        let compress = |body: &&[u8]| {
+            let buffer = pool
+                .lock()
+                .ok()
+                .and_then(|mut p| p.pop())
+                .unwrap_or_default();
+            gzip_member(&[], body, level, buffer)
+        };
+        let (written, compressed) = rayon::join(
+            || write_members(out, pool, pending),
+            || blocks.par_iter().map(compress).collect::<Vec<_>>(),
+        );
+        written?;
+        self.pending = compressed;
+        Ok(())
+    }
+
+    fn write_pending(&mut self) -> io::Result<()> {
+        let pending = std::mem::take(&mut self.pending);
+        write_members(&mut self.out, &self.pool, pending)
+    }
+
+    /// Writes what is pending, flushes, and hands the file back.
+    pub(crate) fn finish(mut self) -> io::Result<File> {
+        self.write_pending()?;
+        self.out.into_inner().map_err(|e| e.into_error())
+    }
+}
+
+fn write_members(
+    out: &mut BufWriter<File>,
+    pool: &std::sync::Mutex<Vec<Vec<u8>>>,
+    members: Vec<io::Result<Vec<u8>>>,
+) -> io::Result<()> {
+    for member in members {
+        let member = member?;
+        out.write_all(&member)?;
+        if let Ok(mut pool) = pool.lock() {
+            pool.push(member);
+        }
+    }
+    Ok(())
+}
+
+/// Blocks per parallel batch: enough to keep every core busy while the previous batch is
+/// written.
+pub(crate) fn blocks_per_batch() -> usize {
+    (rayon::current_num_threads() * 8).max(1)
+}
+
+/// The effective uncompressed size of one gzip member.
+pub(crate) fn block_size(options: &WriteOptions) -> usize {
+    options.gzip_block_size.max(4096)
+}
+
+/// Writes a gzip file to `file`: `prefix` (the header of a single-file image, or nothing) as
+/// one stored member, then `data` as members of [`block_size`] bytes compressed in parallel.
+pub(crate) fn write_gzip(
     file: &File,
-    prefix: &[u8],
+    prefix: Option<&[u8]>,
     data: &[u8],
     options: &WriteOptions,
     target: &Path,
 ) -> Result<()> {
-    let level = Compression::new(options.compression_level.min(9));
-    let block_size = options.gzip_block_size.max(4096);
-    let first_len = block_size.saturating_sub(prefix.len()).min(data.len());
-    let mut blocks: Vec<(&[u8], &[u8])> = vec![(prefix, &data[..first_len])];
-    blocks.extend(
-        data[first_len..]
-            .chunks(block_size)
-            .map(|chunk| (&[][..], chunk)),
-    );
-    let mut out = BufWriter::with_capacity(1 << 20, file);
-    let batch = (rayon::current_num_threads() * 8).max(1);
     let write_error = |e: io::Error| NiftiError::io(target, "cannot write", e);
-    // Written members' buffers are reused for later members.
-    let pool = std::sync::Mutex::new(Vec::<Vec<u8>>::new());
-    let compress = |(head, body): &(&[u8], &[u8])| {
-        let buffer = pool
-            .lock()
-            .ok()
-            .and_then(|mut p| p.pop())
-            .unwrap_or_default();
-        gzip_member(head, body, level, buffer)
-    };
-    let write_members = |out: &mut BufWriter<&File>, members: Vec<io::Result<Vec<u8>>>| {
-        for member in members {
-            let member = member?;
-            out.write_all(&member)?;
-            if let Ok(mut pool) = pool.lock() {
-                pool.push(member);
-            }
-        }
-        io::Result::Ok(())
-    };
-    // Each batch is compressed in parallel while the previous batch is written.
-    let mut pending = Vec::new();
-    for group in blocks.chunks(batch) {
-        let to_write = std::mem::take(&mut pending);
-        let (written, compressed) = rayon::join(
-            || write_members(&mut out, to_write),
-            || group.par_iter().map(compress).collect::<Vec<_>>(),
-        );
-        written.map_err(write_error)?;
-        pending = compressed;
+    let handle = file.try_clone().map_err(write_error)?;
+    let mut writer = MemberWriter::new(handle, options);
+    if let Some(prefix) = prefix {
+        writer
+            .write_raw(&stored_member(prefix).map_err(write_error)?)
+            .map_err(write_error)?;
     }
-    write_members(&mut out, pending).map_err(write_error)?;
-    out.flush().map_err(write_error)?;
+    let blocks: Vec<&[u8]> = data.chunks(block_size(options)).collect();
+    for batch in blocks.chunks(blocks_per_batch()) {
+        writer.push_batch(batch).map_err(write_error)?;
+    }
+    writer.finish().map_err(write_error)?;
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! Writes images with voxcalc (every dtype, NIfTI-1 and NIfTI-2, `.nii`/`.nii.gz`/`.hdr`+`.img`,
-//! fresh and copied headers), reads each back with voxcalc, then runs a Python checker
+//! fresh and copied headers, whole-buffer [`OutputImage`] and chunked [`OutputStream`] with the
+//! cal range set after the data), reads each back with voxcalc, then runs a Python checker
 //! (tests/check_written.py, nibabel) that compares values, datatype, affine and header fields to
 //! the image nibabel/nilearn would have written from the same data. Any mismatch fails the test.
 
@@ -7,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{json, Value};
-use voxcalc_nifti::{Affine, Header, NiftiImage, NiftiVersion, OutputImage, WriteOptions};
+use voxcalc_nifti::{
+    native_range, Affine, Header, NiftiImage, NiftiVersion, OutputImage, OutputStream, WriteOptions,
+};
 use voxcalc_types::DType;
 
 fn repo_root() -> PathBuf {
@@ -112,6 +115,15 @@ fn fresh_affine(variant: usize) -> Affine {
     affine
 }
 
+/// Which writer produces a case.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Writer {
+    /// [`OutputImage`]: the whole buffer filled, then finished.
+    Image,
+    /// [`OutputStream`]: the data in uneven chunks, the cal range set after the data.
+    Stream,
+}
+
 struct Case {
     file: PathBuf,
     entry: Value,
@@ -124,6 +136,7 @@ fn write_case(
     extension: &str,
     copied_from: Option<&Path>,
     variant: usize,
+    writer: Writer,
 ) -> Case {
     let version_tag = match version {
         NiftiVersion::Nifti1 => 1,
@@ -134,8 +147,12 @@ fn write_case(
     } else {
         "fresh"
     };
+    let writer_tag = match writer {
+        Writer::Image => "image",
+        Writer::Stream => "stream",
+    };
     let stem = format!(
-        "out_n{version_tag}_{dtype}_{policy}_{}",
+        "out_n{version_tag}_{dtype}_{policy}_{writer_tag}_{}",
         extension.replace('.', "")
     );
     let file = dir.join(format!("{stem}.{extension}"));
@@ -161,12 +178,39 @@ fn write_case(
     let shape = header.shape();
     let n_voxels: usize = shape.iter().product();
     let data = values(dtype, n_voxels, variant as u64 + 1);
-    let mut output = OutputImage::create(&file, &header, &WriteOptions::default()).unwrap();
-    output.data_mut().copy_from_slice(&data);
-    if copied_from.is_some() {
-        output.set_cal_range_from_data();
+    match writer {
+        Writer::Image => {
+            let mut output = OutputImage::create(&file, &header, &WriteOptions::default()).unwrap();
+            output.data_mut().copy_from_slice(&data);
+            if copied_from.is_some() {
+                output.set_cal_range_from_data();
+            }
+            output.finish().unwrap();
+        }
+        Writer::Stream => {
+            // Small gzip members, so even these tiny images are several members.
+            let options = WriteOptions {
+                gzip_block_size: 4096,
+                ..WriteOptions::default()
+            };
+            let mut output = OutputStream::create(&file, &header, &options).unwrap();
+            let mut rest = &data[..];
+            for piece in [1usize, 7, 64, 5].iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let take = (*piece).min(rest.len());
+                output.write_data(&rest[..take]).unwrap();
+                rest = &rest[take..];
+            }
+            if copied_from.is_some() {
+                let (min, max) = native_range(&data, dtype);
+                output.header_mut().cal_min = min;
+                output.header_mut().cal_max = max;
+            }
+            output.finish().unwrap();
+        }
     }
-    output.finish().unwrap();
 
     // voxcalc reads back exactly what it wrote.
     let reread = NiftiImage::open(&file).unwrap();
@@ -217,28 +261,32 @@ fn nibabel_reads_every_file_voxcalc_writes() {
         ];
         for dtype in DType::STORAGE {
             for extension in ["nii", "nii.gz", "hdr", "img.gz"] {
-                variant += 1;
-                cases.push(write_case(
-                    dir.path(),
-                    version,
-                    dtype,
-                    extension,
-                    None,
-                    variant,
-                ));
-                let source = &sources[variant % sources.len()];
-                cases.push(write_case(
-                    dir.path(),
-                    version,
-                    dtype,
-                    extension,
-                    Some(source),
-                    variant,
-                ));
+                for writer in [Writer::Image, Writer::Stream] {
+                    variant += 1;
+                    cases.push(write_case(
+                        dir.path(),
+                        version,
+                        dtype,
+                        extension,
+                        None,
+                        variant,
+                        writer,
+                    ));
+                    let source = &sources[variant % sources.len()];
+                    cases.push(write_case(
+                        dir.path(),
+                        version,
+                        dtype,
+                        extension,
+                        Some(source),
+                        variant,
+                        writer,
+                    ));
+                }
             }
         }
     }
-    assert_eq!(cases.len(), 2 * 10 * 4 * 2);
+    assert_eq!(cases.len(), 2 * 10 * 4 * 2 * 2);
     for case in &cases {
         assert!(
             case.file.exists(),

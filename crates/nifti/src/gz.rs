@@ -2,9 +2,11 @@
 //! CRC-32 and length verified, and each `read` inflates straight into the caller's buffer in one
 //! call (no intermediate input or output copies: a whole volume is one `read`).
 
+use std::cell::RefCell;
 use std::io::{self, Read};
 
 use flate2::{Decompress, FlushDecompress, Status};
+use libdeflater::{CompressionLvl, Compressor, DecompressionError, Decompressor};
 
 /// Flag bits of the gzip member header (RFC 1952).
 const FHCRC: u8 = 0x02;
@@ -30,6 +32,49 @@ fn truncated(detail: &str) -> io::Error {
     io::Error::new(io::ErrorKind::UnexpectedEof, detail.to_string())
 }
 
+/// Length of the gzip member header (RFC 1952: fixed part, extra field, name, comment, header
+/// CRC) at the start of `input`.
+pub(crate) fn member_header_len(input: &[u8]) -> io::Result<usize> {
+    if !input.starts_with(&[0x1f, 0x8b][..input.len().min(2)]) {
+        return Err(corrupt(
+            "invalid gzip member header (expected the magic bytes 1f 8b)".to_string(),
+        ));
+    }
+    if input.len() < 10 {
+        return Err(truncated("gzip member header truncated"));
+    }
+    if input[2] != 8 {
+        return Err(corrupt(format!(
+            "unsupported gzip compression method {} (only deflate, 8, exists)",
+            input[2]
+        )));
+    }
+    let flags = input[3];
+    let mut at = 10usize;
+    if flags & FEXTRA != 0 {
+        let len_bytes = input
+            .get(at..at + 2)
+            .ok_or_else(|| truncated("gzip extra field truncated"))?;
+        at += 2 + usize::from(u16::from_le_bytes([len_bytes[0], len_bytes[1]]));
+    }
+    for flag in [FNAME, FCOMMENT] {
+        if flags & flag != 0 {
+            let end = input
+                .get(at..)
+                .and_then(|r| r.iter().position(|&b| b == 0))
+                .ok_or_else(|| truncated("gzip file name or comment truncated"))?;
+            at += end + 1;
+        }
+    }
+    if flags & FHCRC != 0 {
+        at += 2;
+    }
+    if at > input.len() {
+        return Err(truncated("gzip member header truncated"));
+    }
+    Ok(at)
+}
+
 impl<'a> GzSlice<'a> {
     /// Reads the gzip file in `input` (which starts with the gzip magic bytes).
     pub(crate) fn new(input: &'a [u8]) -> GzSlice<'a> {
@@ -45,45 +90,13 @@ impl<'a> GzSlice<'a> {
 
     /// Parses a member header at `pos` and moves past it.
     fn start_member(&mut self) -> io::Result<()> {
-        let rest = &self.input[self.pos..];
-        if !rest.starts_with(&[0x1f, 0x8b][..rest.len().min(2)]) {
-            return Err(corrupt(format!(
-                "invalid gzip member header at byte {} (expected the magic bytes 1f 8b)",
-                self.pos
-            )));
-        }
-        if rest.len() < 10 {
-            return Err(truncated("gzip member header truncated"));
-        }
-        if rest[2] != 8 {
-            return Err(corrupt(format!(
-                "unsupported gzip compression method {} (only deflate, 8, exists)",
-                rest[2]
-            )));
-        }
-        let flags = rest[3];
-        let mut at = 10usize;
-        if flags & FEXTRA != 0 {
-            let len_bytes = rest
-                .get(at..at + 2)
-                .ok_or_else(|| truncated("gzip extra field truncated"))?;
-            at += 2 + usize::from(u16::from_le_bytes([len_bytes[0], len_bytes[1]]));
-        }
-        for flag in [FNAME, FCOMMENT] {
-            if flags & flag != 0 {
-                let end = rest
-                    .get(at..)
-                    .and_then(|r| r.iter().position(|&b| b == 0))
-                    .ok_or_else(|| truncated("gzip file name or comment truncated"))?;
-                at += end + 1;
+        let at = member_header_len(&self.input[self.pos..]).map_err(|e| {
+            if e.kind() == io::ErrorKind::InvalidData {
+                corrupt(format!("{e} at byte {}", self.pos))
+            } else {
+                e
             }
-        }
-        if flags & FHCRC != 0 {
-            at += 2;
-        }
-        if at > rest.len() {
-            return Err(truncated("gzip member header truncated"));
-        }
+        })?;
         self.pos += at;
         self.inflater.reset(false);
         self.crc = crc32fast::Hasher::new();
@@ -165,34 +178,69 @@ const INDEXED_HEADER_LEN: usize = 10 + 2 + 4 + 4;
 /// member's buffer against a hostile ISIZE).
 const MAX_INDEXED_MEMBER: usize = 64 << 20;
 
-/// Compresses `head` followed by `body` as one gzip member carrying the size subfield, into
-/// `out` (cleared first; passing a used buffer back in avoids faulting in fresh memory for
-/// every member).
-pub(crate) fn gzip_member(
-    head: &[u8],
-    body: &[u8],
-    level: flate2::Compression,
-    mut out: Vec<u8>,
-) -> io::Result<Vec<u8>> {
+thread_local! {
+    /// Each thread's libdeflate compressor and its level (allocating one per member would cost
+    /// more than compressing a small member).
+    static COMPRESSOR: RefCell<Option<(i32, Compressor)>> = const { RefCell::new(None) };
+    /// Each thread's libdeflate decompressor.
+    static DECOMPRESSOR: RefCell<Option<Decompressor>> = const { RefCell::new(None) };
+}
+
+/// Compresses `body` with libdeflate at `level` (0-12; 0 stores, 1 is fastest) as one gzip
+/// member carrying the size subfield, into `out` (cleared first; passing a used buffer back in
+/// avoids faulting in fresh memory for every member).
+pub(crate) fn gzip_member(body: &[u8], level: u32, mut out: Vec<u8>) -> io::Result<Vec<u8>> {
+    let level = level.min(12) as i32;
+    let lvl = CompressionLvl::new(level)
+        .map_err(|_| io::Error::other(format!("invalid compression level {level}")))?;
     out.clear();
-    out.reserve(INDEXED_HEADER_LEN + (head.len() + body.len()) / 2 + 1024);
     out.extend_from_slice(&[0x1f, 0x8b, 8, FEXTRA, 0, 0, 0, 0, 0, 255]);
     out.extend_from_slice(&8u16.to_le_bytes());
     out.extend_from_slice(&INDEX_SUBFIELD);
     out.extend_from_slice(&4u16.to_le_bytes());
     out.extend_from_slice(&[0; 4]);
-    let mut deflater = flate2::Compress::new(level, false);
-    deflate_into(&mut deflater, head, flate2::FlushCompress::None, &mut out)?;
-    deflate_into(&mut deflater, body, flate2::FlushCompress::Finish, &mut out)?;
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(head);
-    crc.update(body);
-    out.extend_from_slice(&crc.finalize().to_le_bytes());
-    out.extend_from_slice(&((head.len() + body.len()) as u32).to_le_bytes());
+    COMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.as_ref().is_none_or(|(cached, _)| *cached != level) {
+            *cell = Some((level, Compressor::new(lvl)));
+        }
+        let (_, compressor) = cell.as_mut().expect("set just above");
+        let bound = compressor.deflate_compress_bound(body.len());
+        out.resize(INDEXED_HEADER_LEN + bound, 0);
+        let n = compressor
+            .deflate_compress(body, &mut out[INDEXED_HEADER_LEN..])
+            .map_err(io::Error::other)?;
+        out.truncate(INDEXED_HEADER_LEN + n);
+        io::Result::Ok(())
+    })?;
+    out.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
     let size = u32::try_from(out.len())
         .map_err(|_| io::Error::other("a gzip member exceeds 4 GiB; use smaller blocks"))?;
     out[16..20].copy_from_slice(&size.to_le_bytes());
     Ok(out)
+}
+
+/// Inflates the raw deflate stream `deflate` with libdeflate into exactly `out`: an error when
+/// the stream is invalid or does not fill `out` exactly.
+pub(crate) fn inflate_exact(deflate: &[u8], out: &mut [u8]) -> io::Result<()> {
+    let produced = DECOMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let decompressor = cell.get_or_insert_with(Decompressor::new);
+        decompressor.deflate_decompress(deflate, out)
+    });
+    match produced {
+        Ok(n) if n == out.len() => Ok(()),
+        Ok(n) => Err(corrupt(format!(
+            "the deflate stream ends after {n} of {} bytes",
+            out.len()
+        ))),
+        Err(DecompressionError::InsufficientSpace) => Err(corrupt(format!(
+            "the deflate stream holds more than {} bytes",
+            out.len()
+        ))),
+        Err(DecompressionError::BadData) => Err(corrupt("invalid deflate data".to_string())),
+    }
 }
 
 /// Largest payload of one stored (uncompressed) deflate block.
@@ -233,31 +281,6 @@ pub(crate) fn stored_member(payload: &[u8]) -> io::Result<Vec<u8>> {
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     debug_assert_eq!(out.len(), total);
     Ok(out)
-}
-
-fn deflate_into(
-    deflater: &mut flate2::Compress,
-    mut input: &[u8],
-    flush: flate2::FlushCompress,
-    out: &mut Vec<u8>,
-) -> io::Result<()> {
-    loop {
-        if out.capacity() - out.len() < 1024 {
-            out.reserve(out.capacity().max(1 << 16));
-        }
-        let before = deflater.total_in();
-        let status = deflater
-            .compress_vec(input, out, flush)
-            .map_err(io::Error::other)?;
-        input = &input[(deflater.total_in() - before) as usize..];
-        let finished = match flush {
-            flate2::FlushCompress::Finish => status == Status::StreamEnd,
-            _ => input.is_empty(),
-        };
-        if finished {
-            return Ok(());
-        }
-    }
 }
 
 /// One member of an indexed gzip file.
@@ -315,17 +338,13 @@ pub(crate) fn member_index(input: &[u8]) -> Option<Vec<Member>> {
 
 /// Inflates one indexed member into `out` (exactly `member.out_len` bytes) and checks its CRC.
 pub(crate) fn inflate_member(input: &[u8], member: &Member, out: &mut [u8]) -> io::Result<()> {
-    let mut inflater = Decompress::new(false);
-    let status = inflater
-        .decompress(&input[member.deflate.clone()], out, FlushDecompress::Finish)
-        .map_err(|e| corrupt(format!("invalid deflate data: {e}")))?;
-    if status != Status::StreamEnd || inflater.total_out() != out.len() as u64 {
-        return Err(corrupt(format!(
+    inflate_exact(&input[member.deflate.clone()], out).map_err(|_| {
+        corrupt(format!(
             "a gzip member at byte {} does not inflate to the {} bytes its trailer declares",
             member.deflate.start,
             out.len()
-        )));
-    }
+        ))
+    })?;
     if crc32fast::hash(out) != member.crc {
         return Err(corrupt(format!(
             "gzip CRC mismatch in the member at byte {}",

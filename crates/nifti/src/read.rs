@@ -566,6 +566,50 @@ fn open_indexed_gz(
     })())
 }
 
+/// Inflates a single-member gzip file (what nibabel, FSL and most tools write) in one libdeflate
+/// call straight into the final buffer: the header tells the decompressed size, which must agree
+/// with the trailer's ISIZE, and the CRC is checked. `header.vox_offset` bytes precede the data
+/// in the stream (the header and extensions of a single file; for a pair, what the data file
+/// holds before the data). The buffer is laid out so that the data start on a page boundary,
+/// and that offset is returned with it. `None` when the data do not fit the memory budget or
+/// the file is not such a file (several members, a size that does not add up, damage): the
+/// caller then streams it with zlib-rs, which also gives the precise error for a damaged file.
+fn inflate_whole(
+    compressed: &[u8],
+    header: &Header,
+    options: &ReadOptions,
+) -> Option<(MmapMut, usize)> {
+    let n_bytes = header.data_bytes();
+    let prefix = usize::try_from(header.vox_offset).ok()?;
+    let total = prefix.checked_add(n_bytes)?;
+    if total as u64 > options.memory_budget
+        || total as u64 > max_inflated_len(compressed.len() as u64)
+    {
+        return None;
+    }
+    if !header.is_pair && prefix < header.version.header_size() {
+        return None;
+    }
+    let start = crate::gz::member_header_len(compressed).ok()?;
+    let end = compressed.len().checked_sub(8)?;
+    if end < start {
+        return None;
+    }
+    let trailer = &compressed[end..];
+    let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+    let isize = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
+    if isize != total as u32 {
+        return None;
+    }
+    let pad = (PAGE - prefix % PAGE) % PAGE;
+    let mut map = anon_buffer(pad + total).ok()?;
+    crate::gz::inflate_exact(&compressed[start..end], &mut map[pad..]).ok()?;
+    if crc32fast::hash(&map[pad..]) != crc {
+        return None;
+    }
+    Some((map, pad + prefix))
+}
+
 fn single_magic_required(header: &Header, path: &Path) -> Result<()> {
     if header.is_pair {
         return Err(NiftiError::field(
@@ -664,6 +708,21 @@ fn open_single_gz(path: &Path, file: File, options: &ReadOptions) -> Result<Nift
     let block = read_header_block(&mut reader, path)?;
     let mut header = Header::parse(&block, path, options.max_data_bytes)?;
     single_magic_required(&header, path)?;
+    if let Some((map, data_start)) = inflate_whole(&compressed, &header, options) {
+        // `inflate_whole` checked that the extensions lie between the header and the data.
+        let ext_start = data_start + header.version.header_size() - header.vox_offset as usize;
+        header.parse_extensions(&map[ext_start..data_start], path)?;
+        let map = map
+            .make_read_only()
+            .map_err(|e| NiftiError::io(path, "cannot allocate the data buffer", e))?;
+        return finish_image(
+            path,
+            header,
+            Storage::Map(map),
+            data_start,
+            DataSource::Decompressed,
+        );
+    }
     let header_size = header.version.header_size() as u64;
     let ext_len = header.vox_offset - header_size;
     if ext_len > max_inflated_len(compressed.len() as u64) {
@@ -722,6 +781,18 @@ fn open_pair(header_path: &Path, data_path: &Path, options: &ReadOptions) -> Res
             .map_err(|e| NiftiError::io(data_path, "cannot stat", e))?
             .len();
         let compressed = map_compressed(&data_file, data_path)?;
+        if let Some((map, data_start)) = inflate_whole(&compressed, &header, options) {
+            let map = map
+                .make_read_only()
+                .map_err(|e| NiftiError::io(data_path, "cannot allocate the data buffer", e))?;
+            return finish_image(
+                header_path,
+                header,
+                Storage::Map(map),
+                data_start,
+                DataSource::Decompressed,
+            );
+        }
         let mut reader = GzSlice::new(&compressed);
         let skipped = io::copy(&mut (&mut reader).take(header.vox_offset), &mut io::sink())
             .map_err(|e| gz_error(data_path, e))?;
@@ -746,5 +817,96 @@ fn open_pair(header_path: &Path, data_path: &Path, options: &ReadOptions) -> Res
             data_start,
             DataSource::MappedFile,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::header::{Header, NiftiVersion};
+
+    const AFFINE: Affine = [
+        [2.0, 0.0, 0.0, -90.0],
+        [0.0, 2.0, 0.0, -126.0],
+        [0.0, 0.0, 2.0, -72.0],
+        [0.0, 0.0, 0.0, 1.0],
+    ];
+
+    /// A header for a 20x20x20 int16 single file and its header bytes.
+    fn header() -> (Header, Vec<u8>) {
+        let mut header = Header::fresh(NiftiVersion::Nifti1, &[20, 20, 20], DType::I16, &AFFINE)
+            .expect("a valid header");
+        let bytes = header.to_bytes(true).expect("serialisable");
+        header.vox_offset = bytes.len() as u64;
+        (header, bytes)
+    }
+
+    fn data() -> Vec<u8> {
+        (0..16_000u32).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    /// One gzip member (as nibabel writes) holding each part in turn, or one member per part.
+    fn gzip(parts: &[&[u8]], one_member_each: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        if one_member_each {
+            for part in parts {
+                let mut encoder = flate2::write::GzEncoder::new(Vec::new(), Default::default());
+                encoder.write_all(part).expect("in memory");
+                out.extend(encoder.finish().expect("in memory"));
+            }
+        } else {
+            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), Default::default());
+            for part in parts {
+                encoder.write_all(part).expect("in memory");
+            }
+            out = encoder.finish().expect("in memory");
+        }
+        out
+    }
+
+    #[test]
+    fn a_single_member_file_inflates_whole_with_page_aligned_data() {
+        let (header, header_bytes) = header();
+        let data = data();
+        let compressed = gzip(&[&header_bytes, &data], false);
+        let (map, data_start) =
+            inflate_whole(&compressed, &header, &ReadOptions::default()).expect("whole path");
+        assert_eq!(data_start % PAGE, 0);
+        assert_eq!(&map[data_start..], &data[..]);
+        assert_eq!(
+            &map[data_start - header_bytes.len()..data_start],
+            &header_bytes[..]
+        );
+    }
+
+    #[test]
+    fn other_files_are_left_to_the_streaming_reader() {
+        let (header, header_bytes) = header();
+        let data = data();
+        let options = ReadOptions::default();
+        // Several members: the trailer's ISIZE is the last member's alone.
+        let two = gzip(&[&header_bytes, &data], true);
+        assert!(inflate_whole(&two, &header, &options).is_none());
+        // Past the memory budget.
+        let one = gzip(&[&header_bytes, &data], false);
+        let small = ReadOptions {
+            memory_budget: 1000,
+            ..ReadOptions::default()
+        };
+        assert!(inflate_whole(&one, &header, &small).is_none());
+        // A CRC that does not match.
+        let mut bad_crc = one.clone();
+        let crc_at = bad_crc.len() - 8;
+        bad_crc[crc_at] ^= 1;
+        assert!(inflate_whole(&bad_crc, &header, &options).is_none());
+        // Fewer data than the header declares.
+        let short = gzip(&[&header_bytes, &data[..data.len() - 2]], false);
+        assert!(inflate_whole(&short, &header, &options).is_none());
+        // Truncated.
+        assert!(inflate_whole(&one[..one.len() / 2], &header, &options).is_none());
+        // The same file is taken whole when nothing is wrong.
+        assert!(inflate_whole(&one, &header, &options).is_some());
     }
 }

@@ -6,6 +6,9 @@ transforms. Scaled cases get their scl_slope/scl_inter patched into the header b
 writer would otherwise choose its own scaling), then nibabel loads each file and its
 `np.asanyarray(img.dataobj)`, `img.affine` and header fields become the expectations.
 
+0-d images (dim[0] = 0, one element, as nibabel writes nilearn's `np.mean(img)`) are included;
+their expectation is the stored element (see zero_d_value).
+
 Output (deterministic; gzip members are written with mtime 0):
   target/goldens/nifti_fixtures/files/<case>.<ext>          the fixtures
   target/goldens/nifti_fixtures/expected/<case>.bin         dataobj values, little-endian, F order
@@ -73,7 +76,8 @@ def make_data(dtype, shape, rng):
         data = (rng.standard_normal(n) * 1000).astype(dt)
         fi = np.finfo(dt)
         specials = [np.nan, np.inf, -np.inf, -0.0, 0.0, fi.smallest_subnormal, fi.max, fi.tiny]
-    data[: len(specials)] = np.array(specials, dtype=dt)
+    if n >= len(specials):  # a 0-d image keeps its one ordinary value
+        data[: len(specials)] = np.array(specials, dtype=dt)
     return data.reshape(shape, order="F")
 
 
@@ -173,16 +177,23 @@ def main():
                     for scaled in (False, True):
                         idx += 1
                         cases.append(write_case(idx, version, fmt, dtype, endian, scaled))
+    # 0-d images (shape (), one voxel, dim[0] = 0), as nibabel writes nilearn's np.mean(img).
+    for version in (1, 2):
+        for fmt in FORMATS:
+            for dtype, endian, scaled in (("float64", "<", False), ("int16", ">", True)):
+                idx += 1
+                cases.append(write_case(idx, version, fmt, dtype, endian, scaled, shape=()))
     (OUT / "manifest.json").write_text(json.dumps({"cases": cases}, indent=1))
     print(f"wrote {len(cases)} NIfTI fixtures to {OUT}")
 
 
-def write_case(idx, version, fmt, dtype, endian, scaled):
+def write_case(idx, version, fmt, dtype, endian, scaled, shape=None):
     rng = np.random.default_rng(idx)
-    shape = SHAPES[idx % len(SHAPES)]
+    if shape is None:
+        shape = SHAPES[idx % len(SHAPES)]
     xform = XFORMS[(idx // 2) % len(XFORMS)]
     name = f"n{version}_{fmt.replace('.', '')}_{dtype}_{'be' if endian == '>' else 'le'}_" \
-           f"{'scaled' if scaled else 'plain'}"
+           f"{'scaled' if scaled else 'plain'}{'_0d' if shape == () else ''}"
     base = OUT / "files" / name
     paths = file_paths(base, fmt)
     hdr = header_for(version, fmt, endian, dtype, shape, xform, idx)
@@ -205,6 +216,8 @@ def write_case(idx, version, fmt, dtype, endian, scaled):
     loaded = nib.load(str(paths[0]))
     with np.errstate(over="ignore"):  # float64 max * 2.5 is inf, as intended
         arr = np.asanyarray(loaded.dataobj)
+    if shape == ():
+        arr = zero_d_value(loaded, paths)
     (OUT / "expected" / f"{name}.bin").write_bytes(
         arr.astype(arr.dtype.newbyteorder("<")).tobytes(order="F"))
     h = loaded.header
@@ -226,7 +239,8 @@ def write_case(idx, version, fmt, dtype, endian, scaled):
         "qform_code": int(h["qform_code"]),
         "xyzt_units": int(h["xyzt_units"]),
         "pixdim_bits": [bits(v) for v in h["pixdim"]],
-        "zooms_bits": [bits(v) for v in h.get_zooms()],
+        # A 0-d image has no axes and so no zooms (nibabel's loader, reading shape (0,), says (1,)).
+        "zooms_bits": [bits(v) for v in (h.get_zooms() if shape != () else ())],
         "descrip": h["descrip"].item().decode(),
         "intent_code": int(h["intent_code"]),
         "intent_name": h["intent_name"].item().decode(),
@@ -242,6 +256,23 @@ def write_case(idx, version, fmt, dtype, endian, scaled):
         "extensions": [{"code": int(e.get_code()), "content_hex": e.get_content().hex()}
                        for e in h.extensions],
     }
+
+
+def zero_d_value(loaded, paths):
+    """The value of a 0-d image (dim[0] = 0) with nibabel's read scaling applied.
+
+    nibabel writes a 0-d array as dim[0] = 0 followed by its one element, but its loader reads
+    such a header as shape (0,) with no data. voxcalc reads the element as a 0-d image (shape
+    (), one voxel), so the expectation is the stored element, scaled by nibabel's own rule.
+    """
+    h = loaded.header
+    raw, _ = read_maybe_gz(paths[-1])
+    offset = int(loaded.dataobj.offset)
+    dtype = h.get_data_dtype()
+    value = np.frombuffer(raw[offset:offset + dtype.itemsize], dtype=dtype).reshape(())
+    scaled = nib.volumeutils.apply_read_scaling(value, loaded.dataobj.slope,
+                                                loaded.dataobj.inter)
+    return np.asarray(scaled)
 
 
 def read_raw_scaling(header_path, version, endian):

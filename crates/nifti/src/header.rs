@@ -191,13 +191,6 @@ pub struct Header {
     pub extensions: Vec<Extension>,
 }
 
-/// Whether a header is checked for reading (strict: rank 1 to 7) or for writing.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Purpose {
-    Read,
-    Write,
-}
-
 /// Reads fixed-width numbers at byte offsets in a given byte order. Every caller has checked
 /// that the buffer holds the whole header, so offsets are in bounds by construction.
 struct Fields<'a> {
@@ -351,24 +344,24 @@ impl Header {
 
     /// Checks every field a reader relies on; see [`Header::parse`].
     pub fn validate(&self, path: &Path, max_data_bytes: u64) -> Result<()> {
-        self.validate_for(path, max_data_bytes, Purpose::Read)
+        self.validate_for(path, max_data_bytes)
     }
 
-    /// As [`Header::validate`], but for writing, where rank 0 (`dim[0] == 0`, one element) is
-    /// allowed: nibabel writes a 0-d array that way (nilearn's `math_img("np.mean(img)")`).
+    /// As [`Header::validate`], without the data size bound (the caller supplies the data).
     pub(crate) fn validate_for_write(&self, path: &Path) -> Result<()> {
-        self.validate_for(path, u64::MAX, Purpose::Write)
+        self.validate_for(path, u64::MAX)
     }
 
-    fn validate_for(&self, path: &Path, max_data_bytes: u64, purpose: Purpose) -> Result<()> {
+    /// Rank 0 (`dim[0] == 0`) is a 0-d image of one element: nibabel writes a 0-d array that
+    /// way (nilearn's `math_img("np.mean(img)")`), followed by its one element.
+    fn validate_for(&self, path: &Path, max_data_bytes: u64) -> Result<()> {
         let n_dims = self.dim[0];
-        let rank0_ok = purpose == Purpose::Write && n_dims == 0;
-        if !(1..=7).contains(&n_dims) && !rank0_ok {
+        if !(0..=7).contains(&n_dims) {
             return Err(NiftiError::field(
                 ErrorKind::BadField,
                 path,
                 "dim[0]",
-                format!("is {n_dims}; the number of dimensions must be 1 to 7"),
+                format!("is {n_dims}; the number of dimensions must be 0 to 7"),
             ));
         }
         const DIM_NAMES: [&str; 8] = [

@@ -40,7 +40,10 @@
 //!   affine.
 //! * Stricter than nibabel, as bad-file checks: a `bitpix` that disagrees with the datatype
 //!   (nibabel fixes it silently), zero dims (nibabel reads an empty array), negative dims (this
-//!   includes FreeSurfer's `dim[1] == -1` large-vector hack) and `dim[0] == 0` on read.
+//!   includes FreeSurfer's `dim[1] == -1` large-vector hack).
+//! * `dim[0] == 0` is a 0-d image (shape `()`, one element), which is how nibabel writes a 0-d
+//!   array (nilearn's `math_img("np.mean(img)")`); nibabel 5.4 itself loads such a file as
+//!   shape `(0,)` with no data, losing the element it wrote.
 //! * Output is always native-endian (nibabel keeps a copied header's byte order); values and
 //!   header fields are the same.
 //!

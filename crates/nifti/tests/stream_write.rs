@@ -197,3 +197,18 @@ fn dropping_an_unfinished_stream_leaves_targets_untouched() {
         }
     }
 }
+
+#[test]
+fn zero_dimensional_outputs_stream_their_one_voxel() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = Header::fresh(NiftiVersion::Nifti2, &[], DType::F64, &AFFINE).unwrap();
+    for layout in LAYOUTS {
+        let path = dir.path().join(format!("scalar.{layout}"));
+        let mut output = OutputStream::create(&path, &header, &small_blocks()).unwrap();
+        output.write_data(&2.5f64.to_ne_bytes()).unwrap();
+        output.finish().unwrap();
+        let image = NiftiImage::open(&path).unwrap();
+        assert_eq!(image.shape(), Vec::<usize>::new(), "{layout}");
+        assert_eq!(image.to_f64_vec(), vec![2.5], "{layout}");
+    }
+}

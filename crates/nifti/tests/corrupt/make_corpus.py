@@ -88,8 +88,9 @@ case("bad_sizeof_hdr", "bad_sizeof_hdr.nii", struct.pack("<i", 349) + GOOD[4:], 
 case("bad_magic", "bad_magic.nii", nifti1(magic=b"abc\0") + DATA, "BadMagic", "magic")
 case("pair_magic_in_nii", "pair_magic_in_nii.nii", nifti1(magic=b"ni1\0") + DATA, "BadMagic",
      "magic")
-case("dim0_zero", "dim0_zero.nii",
-     GOOD[:40] + struct.pack("<h", 0) + GOOD[42:], "BadField", "dim[0]")
+# dim[0] = 0 is a 0-d image (one element), as nibabel writes np.array(5.0): a control.
+case("control_dim0_zero", "control_dim0_zero.nii",
+     GOOD[:40] + struct.pack("<h", 0) + GOOD[42:], "Ok")
 case("dim0_eight", "dim0_eight.nii",
      GOOD[:40] + struct.pack("<h", 8) + GOOD[42:], "BadField", "dim[0]")
 case("dim_negative", "dim_negative.nii", nifti1(dims=(3, -4, 5)) + DATA, "BadField", "dim[2]")

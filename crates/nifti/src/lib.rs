@@ -51,30 +51,30 @@
 //!
 //! `cargo bench --bench nifti_io` (benches/nifti_io.rs) times voxcalc and nibabel alternately
 //! on the same files. Measured 2026-11-22 on the 2-core development machine while other jobs kept
-//! its load average at 5-6: the session's CPU share was below one core, so wall times are
-//! inflated and parallel speed-ups lost; the CPU columns compare the work done. Medians of 3
-//! alternating runs, 91x109x91x200 int16 = 361 MB:
+//! its load average at 5-6: wall times are inflated and parallel speed-ups lost, so the CPU
+//! columns (all threads) compare the work done. Medians of 3 alternating runs, 91x109x91x200
+//! int16 = 361 MB:
 //!
 //! | operation | voxcalc wall s | nibabel wall s | ratio | voxcalc CPU s | nibabel CPU s |
 //! |---|---|---|---|---|---|
-//! | read 256^3 int16 `.nii` (mapped, no copy) | 0.0001 | 0.0007 | 8.5x | 0.00 | 0.00 |
-//! | read the nibabel-written `.nii.gz` (167 MB) | 2.47 | 3.37 | 1.4x | 1.65 | 2.14 |
-//! | write it as `.nii.gz`, level 1 | 5.08 | 6.75 | 1.3x | 2.46 | 4.59 |
-//! | read that voxcalc-written `.nii.gz` (parallel) | 2.40 | 3.85 | 1.6x | 1.57 | 1.97 |
-//! | write at level 2 (zlib's level-1 algorithm) | 7.54 | 9.55 | 1.3x | 4.11 | 4.64 |
+//! | read 256^3 int16 `.nii` (mapped, no copy) | 0.0001 | 0.0007 | 7.3x | 0.00 | 0.00 |
+//! | read the nibabel-written `.nii.gz` (167.2 MB) | 3.15 | 4.31 | 1.4x | 1.31 | 2.14 |
+//! | write it as `.nii.gz`, level 1 (163.8 MB) | 4.85 | 8.70 | 1.8x | 2.15 | 4.76 |
+//! | read that voxcalc-written `.nii.gz` (parallel) | 2.55 | 4.39 | 1.7x | 1.27 | 2.21 |
+//! | stream it volume by volume ([`OutputStream`]) | 4.45 | 8.46 | 1.9x | 2.11 | 4.68 |
 //!
-//! In the least loaded run (load 5) the `.nii.gz` read took 1.51 s wall / 0.99 s CPU against
-//! nibabel's 3.43 s / 2.40 s (2.3x). On an idle machine the parallel write should approach its
-//! CPU ratio times the core count; that was not measurable here.
-//!
-//! zlib-rs's level 1 is zlib-ng's `deflate_quick` (static Huffman codes): about 1.7x less CPU
-//! than zlib's level 1 but files about 40% larger on noisy int16 data (240 MB vs nibabel's
-//! 167 MB here); level 2 runs zlib's level-1 algorithm and gives nibabel-sized files at
-//! nibabel's CPU cost. Reading a `.nii` maps it (no copy, independent of size). Reading a gzipped file is one pass of zlib-rs inflate straight into the
-//! final buffer from the mapped compressed file, with page zeroing done by a second thread
-//! ahead of the inflater; a single gzip stream cannot be inflated in parallel. Writing `.nii.gz`
-//! compresses 1 MiB blocks as independent gzip members on all cores, overlapped with writing the
-//! previous batch.
+//! Compression is libdeflate's (the `libdeflater` crate): its level 1 writes files slightly
+//! smaller than zlib's level 1, which nibabel uses (int16 above: 163.8 MB vs 167.2 MB; float64
+//! z-scores: 0.879 vs 0.886 of the raw size), for under half of nibabel's CPU time on int16 and
+//! about a quarter on float64 (about 120 MB/s per core; float data are mostly literals, which
+//! no deflate level makes cheap). zlib-rs's level 1 was faster on int16 but wrote files 40%
+//! larger. Reading a `.nii` maps it (no copy, independent of size). A single-member `.nii.gz`
+//! (nibabel's) is inflated by one libdeflate call straight into the final buffer, whose size
+//! the header gives (ISIZE and CRC checked): about 1.5x less CPU than zlib-rs streaming. A
+//! single deflate stream cannot be inflated in parallel; voxcalc's own files are independent
+//! 1 MiB members, inflated on all cores. Other files (several members, past the memory budget)
+//! stream through zlib-rs. Writing `.nii.gz` compresses 1 MiB blocks as independent gzip
+//! members on all cores, overlapped with writing the previous batch.
 #![deny(missing_docs)]
 
 mod datatype;

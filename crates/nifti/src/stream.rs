@@ -119,12 +119,15 @@ impl GzipSink {
         })
     }
 
-    fn write(&mut self, mut chunk: &[u8]) -> Result<()> {
+    /// Appends `chunk`; `n_remaining` is how many data bytes are still to come after it (so a
+    /// small image does not reserve a whole batch).
+    fn write(&mut self, mut chunk: &[u8], n_remaining: usize) -> Result<()> {
         while !chunk.is_empty() {
             if self.batch.capacity() == 0 {
                 self.batch = self.recycled.try_recv().unwrap_or_default();
                 self.batch.clear();
-                self.batch.reserve(self.batch_len.min(64 << 20));
+                let wanted = self.batch_len.min(chunk.len() + n_remaining);
+                self.batch.reserve(wanted.min(64 << 20));
             }
             let take = (self.batch_len - self.batch.len()).min(chunk.len());
             self.batch.extend_from_slice(&chunk[..take]);
@@ -294,7 +297,10 @@ impl OutputStream {
                 .out
                 .write_all(chunk)
                 .map_err(|e| NiftiError::io(&plain.target, "cannot write", e)),
-            Sink::Gzip(gzip) => gzip.write(chunk),
+            Sink::Gzip(gzip) => {
+                let n_remaining = self.data_len - self.n_written as usize - chunk.len();
+                gzip.write(chunk, n_remaining)
+            }
         };
         if written.is_err() {
             self.failed = true;

@@ -391,11 +391,12 @@ impl LabelMap {
             Order::F => {
                 let rows = rows_of(signals, v);
                 let n_regions = signals.n_regions();
+                let segments = self.segments(size, n_voxels * size, background);
                 out.par_chunks_mut(n_voxels * size)
                     .enumerate()
                     .for_each(|(t, volume)| {
                         let row = &rows[t * n_regions..(t + 1) * n_regions];
-                        self.fill_volume(row, volume, background);
+                        self.fill_volume(row, &segments, volume);
                     });
             }
             Order::C => {
@@ -424,16 +425,53 @@ impl LabelMap {
         }
     }
 
+    /// The stretches of a Fortran-order volume of `size`-byte elements that
+    /// [`fill_volume`](Self::fill_volume) writes, in order: each region run, and each gap
+    /// between runs (and after the last) as a zero stretch. With `background` already zero, a
+    /// gap is only written over its first [`BLOCK`] bytes, the most that the run before it
+    /// overshoots, and the gap before the first run not at all.
+    fn segments(&self, size: usize, volume_len: usize, background: Background) -> Vec<Segment> {
+        let zero = self.n_regions() as u32;
+        let mut segments = Vec::with_capacity(self.runs().len() * 5 / 4 + 1);
+        let gap = |segments: &mut Vec<Segment>, start: usize, end: usize| {
+            if start >= end || (start == 0 && background == Background::AlreadyZero) {
+                return;
+            }
+            let end = match background {
+                Background::Write => end,
+                Background::AlreadyZero => end.min(start + BLOCK),
+            };
+            segments.push(Segment {
+                start,
+                end,
+                pattern: zero,
+            });
+        };
+        let mut done = 0;
+        for run in self.runs() {
+            let start = run.start * size;
+            gap(&mut segments, done, start);
+            done = start + run.len * size;
+            segments.push(Segment {
+                start,
+                end: done,
+                pattern: run.region,
+            });
+        }
+        gap(&mut segments, done, volume_len);
+        segments
+    }
+
     /// Fills one Fortran-order volume: every voxel of the `r`-th region gets `row[r]`, and the
     /// background is written as zeros unless `background` says the buffer is zeroed already.
     ///
     /// Runs average a few voxels, so a store sized to each run would cost a mispredicted
-    /// branch or two per run. Instead every run is written in whole [`BLOCK`]-byte stores of a
-    /// precomputed pattern of its value, overshooting its end by less than a block; runs are
-    /// written in voxel order, so the next run (or the zero block written where each run ends)
-    /// overwrites the overshoot. Only the volume's last bytes take exact-length stores.
-    fn fill_volume<T: Element>(&self, row: &[T], volume: &mut [u8], background: Background) {
-        let size = T::DTYPE.size();
+    /// branch or two per run. Instead every segment (see [`segments`](Self::segments)) is
+    /// written in whole [`BLOCK`]-byte stores of a precomputed pattern of its value,
+    /// overshooting its end by less than a block; segments are written in voxel order, so the
+    /// next one overwrites the overshoot. Only the volume's last bytes take exact-length stores.
+    fn fill_volume<T: Element>(&self, row: &[T], segments: &[Segment], volume: &mut [u8]) {
+        // One pattern per region, then the zero pattern (index `n_regions`).
         let patterns: Vec<[u8; BLOCK]> = row
             .iter()
             .map(|&value| {
@@ -441,28 +479,18 @@ impl LabelMap {
                 value.fill_ne(&mut pattern);
                 pattern
             })
+            .chain(std::iter::once([0u8; BLOCK]))
             .collect();
-        const ZEROS: [u8; BLOCK] = [0u8; BLOCK];
-        let mut done = 0;
-        for run in self.runs() {
-            let start = run.start * size;
-            let end = start + run.len * size;
-            // The gap before this run: its first block clears the previous run's overshoot.
-            put_block(volume, done, &ZEROS);
-            if background == Background::Write && start > done + BLOCK {
-                volume[done + BLOCK..start].fill(0);
-            }
-            let pattern = &patterns[run.region as usize];
-            let mut at = start;
-            while at < end {
+        for segment in segments {
+            let pattern = &patterns[segment.pattern as usize];
+            let mut at = segment.start;
+            loop {
                 put_block(volume, at, pattern);
                 at += BLOCK;
+                if at >= segment.end {
+                    break;
+                }
             }
-            done = end;
-        }
-        put_block(volume, done, &ZEROS);
-        if background == Background::Write && volume.len() > done + BLOCK {
-            volume[done + BLOCK..].fill(0);
         }
     }
 
@@ -563,19 +591,37 @@ impl LabelMap {
 /// Bytes per store when filling a Fortran-order volume: a multiple of every element size.
 const BLOCK: usize = 64;
 
+/// Bytes `start..end` of a Fortran-order volume, all holding pattern `pattern` (a region index,
+/// or the number of regions for zeros).
+struct Segment {
+    start: usize,
+    end: usize,
+    pattern: u32,
+}
+
 /// Writes `pattern` at byte `at` of `volume`, cut short at the end of the volume (`at` is an
 /// element boundary no further than the end, and the volume a whole number of elements, so the
 /// cut keeps whole elements).
 #[inline(always)]
 fn put_block(volume: &mut [u8], at: usize, pattern: &[u8; BLOCK]) {
-    match volume.get_mut(at..at + BLOCK) {
-        Some(dst) => dst.copy_from_slice(pattern),
-        None => {
-            let tail = &mut volume[at..];
-            let n = tail.len();
-            tail.copy_from_slice(&pattern[..n]);
-        }
+    // A fixed-size array copy compiles to a few vector stores, not a call to memcpy.
+    match volume
+        .get_mut(at..)
+        .and_then(|rest| rest.first_chunk_mut::<BLOCK>())
+    {
+        Some(dst) => *dst = *pattern,
+        None => put_tail(volume, at, pattern),
     }
+}
+
+/// The end of [`put_block`] for the volume's last bytes; kept out of line so that the common
+/// case is not merged with it into one variable-length copy.
+#[cold]
+#[inline(never)]
+fn put_tail(volume: &mut [u8], at: usize, pattern: &[u8; BLOCK]) {
+    let tail = &mut volume[at..];
+    let n = tail.len();
+    tail.copy_from_slice(&pattern[..n]);
 }
 
 /// True when the file name ends in `.gz` (the output is then gzip-compressed).

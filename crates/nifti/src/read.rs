@@ -603,6 +603,9 @@ fn inflate_whole(
     }
     let pad = (PAGE - prefix % PAGE) % PAGE;
     let mut map = anon_buffer(pad + total).ok()?;
+    // Fault the pages in on all cores first: otherwise the kernel's page zeroing (and, for huge
+    // pages, any compaction) runs inline in the single-threaded inflate.
+    map.par_chunks_mut(PREFAULT_CHUNK).for_each(touch_pages);
     crate::gz::inflate_exact(&compressed[start..end], &mut map[pad..]).ok()?;
     if crc32fast::hash(&map[pad..]) != crc {
         return None;

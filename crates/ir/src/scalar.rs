@@ -503,13 +503,15 @@ impl MathFn {
         }
     }
 
-    /// Evaluates the function in float32 (the platform's float32 libm functions).
+    /// Evaluates the function in float32: the platform's float32 libm functions, except `log`,
+    /// which is [`crate::vmath::log_f32`] (the algorithm the JIT also runs on vectors, so both
+    /// engines give the same bits).
     pub fn eval_f32(self, x: f32) -> f32 {
         match self {
             MathFn::Exp => x.exp(),
             MathFn::Exp2 => x.exp2(),
             MathFn::Expm1 => x.exp_m1(),
-            MathFn::Log => x.ln(),
+            MathFn::Log => crate::vmath::log_f32(x),
             MathFn::Log2 => x.log2(),
             MathFn::Log10 => x.log10(),
             MathFn::Log1p => x.ln_1p(),

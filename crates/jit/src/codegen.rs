@@ -9,7 +9,7 @@
 //!
 //! Kernels with reductions compute several voxels ("lanes") per iteration, each with its own
 //! accumulators, so their sequential (numpy-ordered) accumulations overlap in the pipeline;
-//! single-dtype element-wise kernels run whole 128-bit vectors first (`crate::vector`). Both
+//! element-wise kernels run whole 128-bit vectors first (`crate::vector`). Both
 //! finish a row with repeated or scalar voxels, never reading past it.
 
 use std::collections::HashMap;
@@ -224,15 +224,15 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
                         self.builder.use_var(var)
                     })
                     .collect();
-                let out_v = crate::vector::body(
+                let out_p = self.builder.use_var(var_out);
+                crate::vector::body(
                     &mut self.builder,
                     self.kernel,
                     vp,
                     &ptrs,
                     self.uniforms_ptr,
+                    out_p,
                 )?;
-                let out_p = self.builder.use_var(var_out);
-                self.builder.ins().store(notrap(), out_v, out_p, 0);
                 let next_out = self.builder.ins().iadd_imm_s(out_p, vp.lanes * out_size);
                 self.builder.def_var(var_out, next_out);
                 for (view_idx, &p) in ptrs.iter().enumerate() {

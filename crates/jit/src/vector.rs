@@ -1,19 +1,31 @@
-//! The 128-bit SIMD fast path for element-wise kernels of one dtype.
+//! The 128-bit SIMD fast path for element-wise kernels, including kernels that mix dtypes.
 //!
-//! A kernel qualifies when it has no reduction and no call, every non-bool value has one
-//! dtype `T` (float32/float64 or an integer of at most 32 bits), bool values are only
-//! comparison results, tests, masks and casts between `T` and bool, every view walks domain
-//! axis 0 with stride 1 (a vector load) or 0 (a broadcast), inputs are in native byte order,
-//! and the output is `T`. Then the row loop computes 16 bytes of voxels per iteration
-//! (f32x4, f64x2, i32x4, i16x8, i8x16) and the scalar body handles the rest of the row.
-//! Every vector operation is the lane-wise IEEE / wrapping operation the scalar code uses, so
-//! results are identical bit for bit (the differential tests run both paths).
+//! A kernel qualifies when it has no reduction, every value is bool, float32, float64 or an
+//! integer of at most 32 bits, every cast and operation has an exact lane-wise form (see
+//! [`plan`]), every view walks domain axis 0 with stride 1 (vector loads) or 0 (a broadcast)
+//! and inputs are in native byte order. The row loop then computes a fixed number of voxels per
+//! iteration ([`VectorPlan::lanes`]): 16 bytes' worth of the one dtype of a single-dtype kernel,
+//! otherwise 4 or 8. Each value is held as as many 128-bit vectors of its own dtype as those
+//! voxels need (8 float64 voxels are four `f64x2`, 8 int16 voxels one `i16x8`, 8 uint8 voxels
+//! the low half of an `i8x16`); a bool is a lane mask (all ones or zeros) of the width of the
+//! values it was computed from and is resized where it meets another width. The scalar body
+//! finishes each row.
+//!
+//! Every vector operation gives, lane by lane, the bits the scalar code gives: IEEE and
+//! wrapping arithmetic, exact conversions (integer widening, wrapping narrowing through a mask
+//! and an unsigned saturating narrow of in-range values, int-to-float conversions that are
+//! exact or round once as the scalar one does, float promotion and demotion), and the
+//! logarithm of `voxcalc_ir::vmath`, whose operations the vector form repeats one for one. The
+//! differential tests run both paths.
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::immediates::{Ieee32, Ieee64};
-use cranelift_codegen::ir::{types, Endianness, InstBuilder, MemFlagsData, Type, Value};
+use std::collections::HashMap;
+
+use cranelift_codegen::ir::{
+    types, ConstantData, Endianness, InstBuilder, MemFlagsData, Type, Value,
+};
 use cranelift_frontend::FunctionBuilder;
-use voxcalc_ir::{BinaryOp, ByteOrder, InstKind, Kernel, Scalar, UnaryOp, ValueId};
+use voxcalc_ir::{BinaryOp, ByteOrder, InstKind, Kernel, MathFn, Scalar, UnaryOp, ValueId};
 use voxcalc_types::DType;
 
 use crate::JitError;
@@ -21,38 +33,60 @@ use crate::JitError;
 /// The vector shape of a qualifying kernel.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct VectorPlan {
-    /// The one non-bool dtype.
-    pub dtype: DType,
-    /// The vector type of `dtype` values.
-    pub vec: Type,
-    /// The integer vector type of masks (bool values) with the same lanes.
-    pub mask: Type,
-    /// Voxels per vector.
+    /// Voxels computed per iteration.
     pub lanes: i64,
+}
+
+/// True for the dtypes the vector path holds in vectors (bool as masks).
+fn vector_dtype(dtype: DType) -> bool {
+    matches!(
+        dtype,
+        DType::Bool
+            | DType::U8
+            | DType::I8
+            | DType::U16
+            | DType::I16
+            | DType::U32
+            | DType::I32
+            | DType::F32
+            | DType::F64
+    )
+}
+
+/// True when a cast from `from` to `to` has an exact lane-wise form here.
+fn cast_ok(from: DType, to: DType) -> bool {
+    if from == to || from == DType::Bool || to == DType::Bool {
+        return true;
+    }
+    match (from.is_float(), to.is_float()) {
+        (true, true) => true,
+        // numpy's float-to-int casts (x86 truncation, NaN and out of range giving the
+        // minimum, then wrapping): float32 to integers of at most 16 bits and int32 have a
+        // lane-wise form; float64 and uint32 targets stay on the scalar path.
+        (true, false) => from == DType::F32 && to != DType::U32,
+        // uint32 to float32 has no exact single-rounding vector form here.
+        (false, true) => !(from == DType::U32 && to == DType::F32),
+        (false, false) => true,
+    }
 }
 
 /// Decides whether `kernel` can use the vector path.
 pub(crate) fn plan(kernel: &Kernel) -> Option<VectorPlan> {
-    let mut dtype = None;
-    for inst in &kernel.insts {
-        if inst.dtype != DType::Bool {
-            if dtype.is_some_and(|d| d != inst.dtype) {
-                return None;
-            }
-            dtype = Some(inst.dtype);
-        }
-    }
-    let dtype = dtype?;
-    let (vec, mask) = match dtype {
-        DType::F32 => (types::F32X4, types::I32X4),
-        DType::F64 => (types::F64X2, types::I64X2),
-        DType::I32 | DType::U32 => (types::I32X4, types::I32X4),
-        DType::I16 | DType::U16 => (types::I16X8, types::I16X8),
-        DType::I8 | DType::U8 => (types::I8X16, types::I8X16),
-        _ => return None,
-    };
-    if kernel.domain.is_empty() || kernel.output_dtype() != dtype {
+    if kernel.domain.is_empty() {
         return None;
+    }
+    let mut min_size = usize::MAX;
+    let mut sizes = Vec::new();
+    for inst in &kernel.insts {
+        if !vector_dtype(inst.dtype) {
+            return None;
+        }
+        if inst.dtype != DType::Bool {
+            min_size = min_size.min(inst.dtype.size());
+            if !sizes.contains(&inst.dtype) {
+                sizes.push(inst.dtype);
+            }
+        }
     }
     for view in &kernel.views {
         let input = &kernel.inputs[view.input.index()];
@@ -63,43 +97,43 @@ pub(crate) fn plan(kernel: &Kernel) -> Option<VectorPlan> {
             return None;
         }
     }
-    let float = dtype.is_float();
     for inst in &kernel.insts {
         let operand = |v: &ValueId| kernel.dtype(*v);
         let ok = match &inst.kind {
-            InstKind::Const(_) => true,
-            InstKind::Uniform(_) | InstKind::Load(_) => inst.dtype == dtype,
-            InstKind::Cast(a) => {
-                let from = operand(a);
-                from == inst.dtype || from == DType::Bool || inst.dtype == DType::Bool
+            InstKind::Const(_) | InstKind::Uniform(_) | InstKind::Load(_) => true,
+            InstKind::Cast(a) => cast_ok(operand(a), inst.dtype),
+            InstKind::Unary(op, a) => {
+                let on_float = operand(a).is_float();
+                match (op, operand(a) == DType::Bool) {
+                    (UnaryOp::Not, true) => true,
+                    (_, true) => false,
+                    (UnaryOp::Neg | UnaryOp::Abs, false) => true,
+                    (UnaryOp::Not, false) => !on_float,
+                    (
+                        UnaryOp::Sqrt
+                        | UnaryOp::Floor
+                        | UnaryOp::Ceil
+                        | UnaryOp::Trunc
+                        | UnaryOp::Rint
+                        | UnaryOp::IsNan
+                        | UnaryOp::IsInf
+                        | UnaryOp::IsFinite
+                        | UnaryOp::SignBit,
+                        false,
+                    ) => on_float,
+                    (UnaryOp::Math(MathFn::Log), false) => inst.dtype == DType::F32,
+                    (UnaryOp::Math(_) | UnaryOp::RoundF16, false) => false,
+                }
             }
-            InstKind::Unary(op, a) => match (op, operand(a) == DType::Bool) {
-                (UnaryOp::Not, true) => true,
-                (_, true) => false,
-                (UnaryOp::Neg | UnaryOp::Abs, false) => true,
-                (UnaryOp::Not, false) => !float,
-                (
-                    UnaryOp::Sqrt
-                    | UnaryOp::Floor
-                    | UnaryOp::Ceil
-                    | UnaryOp::Trunc
-                    | UnaryOp::Rint
-                    | UnaryOp::IsNan
-                    | UnaryOp::IsInf
-                    | UnaryOp::IsFinite
-                    | UnaryOp::SignBit,
-                    false,
-                ) => float,
-                (UnaryOp::Math(_) | UnaryOp::RoundF16, false) => false,
-            },
             InstKind::Binary(op, a, _) => {
                 let on_bool = operand(a) == DType::Bool;
+                let on_float = operand(a).is_float();
                 match op {
-                    BinaryOp::And | BinaryOp::Or | BinaryOp::Xor => on_bool || !float,
+                    BinaryOp::And | BinaryOp::Or | BinaryOp::Xor => on_bool || !on_float,
                     _ if on_bool => false,
                     BinaryOp::Add | BinaryOp::Sub => true,
-                    BinaryOp::Mul => float || dtype.size() > 1,
-                    BinaryOp::Div | BinaryOp::FMin | BinaryOp::FMax => float,
+                    BinaryOp::Mul => on_float || operand(a).size() > 1,
+                    BinaryOp::Div | BinaryOp::FMin | BinaryOp::FMax => on_float,
                     BinaryOp::Min | BinaryOp::Max => true,
                     BinaryOp::Eq
                     | BinaryOp::Ne
@@ -117,263 +151,814 @@ pub(crate) fn plan(kernel: &Kernel) -> Option<VectorPlan> {
             return None;
         }
     }
+    let lanes = match sizes.len() {
+        0 => 16,
+        1 => 16 / min_size,
+        _ => (16 / min_size).clamp(4, 4),
+    };
     Some(VectorPlan {
-        dtype,
-        vec,
-        mask,
-        lanes: 16 / dtype.size() as i64,
+        lanes: lanes as i64,
     })
 }
 
-/// Emits the vector body for one group of voxels: `ptrs[view]` are the element addresses of
-/// lane 0; returns the output vector.
+/// A kernel value over the iteration's voxels: vectors of `bits`-wide lanes, lane `l` of
+/// vector `k` holding voxel `k * (128 / bits) + l`; when the voxels fill less than one vector
+/// the extra lanes hold junk that no result depends on.
+#[derive(Clone, Debug)]
+struct Vals {
+    bits: u32,
+    vecs: Vec<Value>,
+}
+
+/// The vector type holding values of a non-bool `dtype`.
+fn vec_type(dtype: DType) -> Type {
+    match dtype {
+        DType::F32 => types::F32X4,
+        DType::F64 => types::F64X2,
+        DType::I32 | DType::U32 => types::I32X4,
+        DType::I16 | DType::U16 => types::I16X8,
+        _ => types::I8X16,
+    }
+}
+
+/// The integer vector type with `bits`-wide lanes (the type of masks).
+fn int_vec(bits: u32) -> Type {
+    match bits {
+        8 => types::I8X16,
+        16 => types::I16X8,
+        32 => types::I32X4,
+        _ => types::I64X2,
+    }
+}
+
+fn int_lane(bits: u32) -> Type {
+    types::Type::int(bits as u16).expect("8 to 64 bits")
+}
+
+/// Emits the vector code of one kernel.
+struct Emitter<'a, 'b> {
+    b: &'a mut FunctionBuilder<'b>,
+    lanes: u32,
+    /// Vector constants already emitted (by type and bytes): each is one constant-pool load,
+    /// emitted once per body.
+    consts: HashMap<(Type, [u8; 16]), Value>,
+}
+
+fn le() -> MemFlagsData {
+    MemFlagsData::new().with_endianness(Endianness::Little)
+}
+
+impl Emitter<'_, '_> {
+    /// Vectors needed for `bits`-wide lanes.
+    fn count(&self, bits: u32) -> usize {
+        ((self.lanes * bits) as usize / 128).max(1)
+    }
+
+    fn cast_vec(&mut self, ty: Type, v: Value) -> Value {
+        if self.b.func.dfg.value_type(v) == ty {
+            v
+        } else {
+            self.b.ins().bitcast(ty, le(), v)
+        }
+    }
+
+    /// A vector of type `ty` whose every `bits`-wide lane holds the low bits of `pattern`.
+    fn vconst(&mut self, ty: Type, bits: u32, pattern: u64) -> Value {
+        let lane_bytes = (bits / 8) as usize;
+        let mut bytes = [0u8; 16];
+        for lane in bytes.chunks_mut(lane_bytes) {
+            lane.copy_from_slice(&pattern.to_le_bytes()[..lane_bytes]);
+        }
+        if let Some(&v) = self.consts.get(&(ty, bytes)) {
+            return v;
+        }
+        let c = self
+            .b
+            .func
+            .dfg
+            .constants
+            .insert(ConstantData::from(&bytes[..]));
+        let v = self.b.ins().vconst(ty, c);
+        self.consts.insert((ty, bytes), v);
+        v
+    }
+
+    fn splat_bits(&mut self, bits: u32, pattern: u64) -> Value {
+        self.vconst(int_vec(bits), bits, pattern)
+    }
+
+    fn splat_f32(&mut self, x: f32) -> Value {
+        self.vconst(types::F32X4, 32, x.to_bits() as u64)
+    }
+
+    /// `s` in every lane, as the vectors of its dtype (bool as a 32-bit mask).
+    fn splat_scalar(&mut self, s: Scalar) -> Vals {
+        let dtype = s.dtype();
+        let (bits, v) = if dtype == DType::Bool {
+            let pattern = if s.truthy() { u64::MAX } else { 0 };
+            (32, self.splat_bits(32, pattern))
+        } else {
+            let bits = dtype.size() as u32 * 8;
+            let v = match s {
+                Scalar::F32(x) => self.splat_f32(x),
+                Scalar::F64(x) => self.vconst(types::F64X2, 64, x.to_bits()),
+                other => self.splat_bits(bits, other.to_bits()),
+            };
+            (bits, v)
+        };
+        Vals {
+            bits,
+            vecs: vec![v; self.count(bits)],
+        }
+    }
+
+    /// A scalar of Cranelift type `ty` splat into vectors of `dtype`.
+    fn splat_value(&mut self, dtype: DType, x: Value) -> Vals {
+        let (bits, v) = if dtype == DType::Bool {
+            let m = self.b.ins().bmask(types::I32, x);
+            (32, self.b.ins().splat(types::I32X4, m))
+        } else {
+            (
+                dtype.size() as u32 * 8,
+                self.b.ins().splat(vec_type(dtype), x),
+            )
+        };
+        Vals {
+            bits,
+            vecs: vec![v; self.count(bits)],
+        }
+    }
+
+    /// Loads `lanes` consecutive elements of `dtype` at `p`.
+    fn load(&mut self, dtype: DType, p: Value) -> Vals {
+        let bits = dtype.size() as u32 * 8;
+        let ty = vec_type(dtype);
+        let flags = MemFlagsData::new().with_notrap();
+        let total = self.lanes * bits / 8;
+        let vecs = if total >= 16 {
+            (0..total / 16)
+                .map(|k| self.b.ins().load(ty, flags, p, (k * 16) as i32))
+                .collect()
+        } else {
+            // 4 or 8 bytes: a scalar load into lane 0.
+            let int_ty = int_lane(total * 8);
+            let x = self.b.ins().load(int_ty, flags, p, 0);
+            let v = self.b.ins().scalar_to_vector(int_vec(total * 8), x);
+            vec![self.cast_vec(ty, v)]
+        };
+        if dtype == DType::Bool {
+            let z = self.splat_bits(8, 0);
+            let vecs = vecs
+                .into_iter()
+                .map(|v| self.b.ins().icmp(IntCC::NotEqual, v, z))
+                .collect();
+            Vals { bits: 8, vecs }
+        } else {
+            Vals { bits, vecs }
+        }
+    }
+
+    /// Stores the vectors of `v` (the output, of `dtype`) at `p`.
+    fn store(&mut self, dtype: DType, v: &Vals, p: Value) {
+        let v = if dtype == DType::Bool {
+            let m = self.resize_mask(v, 8);
+            let one = self.splat_bits(8, 1);
+            Vals {
+                bits: 8,
+                vecs: m.vecs.iter().map(|&x| self.b.ins().band(x, one)).collect(),
+            }
+        } else {
+            v.clone()
+        };
+        let flags = MemFlagsData::new().with_notrap();
+        let total = self.lanes * v.bits / 8;
+        if total >= 16 {
+            for (k, &x) in v.vecs.iter().enumerate() {
+                self.b.ins().store(flags, x, p, (k * 16) as i32);
+            }
+        } else {
+            let bits = total * 8;
+            let x = self.cast_vec(int_vec(bits), v.vecs[0]);
+            let x = self.b.ins().extractlane(x, 0);
+            self.b.ins().store(flags, x, p, 0);
+        }
+    }
+
+    /// A byte shuffle of `a` and `c` (lanes 0-15 of `a`, 16-31 of `c`) of vectors of type `ty`.
+    fn shuffle(&mut self, ty: Type, a: Value, c: Value, mask: [u8; 16]) -> Value {
+        let a = self.cast_vec(types::I8X16, a);
+        let c = self.cast_vec(types::I8X16, c);
+        let imm = self
+            .b
+            .func
+            .dfg
+            .immediates
+            .push(ConstantData::from(&mask[..]));
+        let r = self.b.ins().shuffle(a, c, imm);
+        self.cast_vec(ty, r)
+    }
+
+    /// The high 8 bytes of `v` moved to the low half.
+    fn high_half(&mut self, ty: Type, v: Value) -> Value {
+        let mut mask = [0u8; 16];
+        for (i, m) in mask.iter_mut().enumerate() {
+            *m = (8 + i % 8) as u8;
+        }
+        self.shuffle(ty, v, v, mask)
+    }
+
+    /// The low halves of `a` and `c` joined.
+    fn join_low(&mut self, ty: Type, a: Value, c: Value) -> Value {
+        let mut mask = [0u8; 16];
+        for (i, m) in mask.iter_mut().enumerate() {
+            *m = if i < 8 { i as u8 } else { (16 + i - 8) as u8 };
+        }
+        self.shuffle(ty, a, c, mask)
+    }
+
+    /// Integer lanes widened to twice their width (sign- or zero-extended).
+    fn widen(&mut self, v: &Vals, signed: bool) -> Vals {
+        let bits = v.bits * 2;
+        let vecs = (0..self.count(bits))
+            .map(|o| {
+                let x = v.vecs[o / 2];
+                match (o % 2 == 0, signed) {
+                    (true, true) => self.b.ins().swiden_low(x),
+                    (true, false) => self.b.ins().uwiden_low(x),
+                    (false, true) => self.b.ins().swiden_high(x),
+                    (false, false) => self.b.ins().uwiden_high(x),
+                }
+            })
+            .collect();
+        Vals { bits, vecs }
+    }
+
+    /// Integer lanes narrowed to half their width. `wrap` keeps the low bits (numpy's integer
+    /// casts); otherwise the lanes are masks (0 or -1), which a signed saturating narrow keeps.
+    fn narrow(&mut self, v: &Vals, wrap: bool) -> Vals {
+        let bits = v.bits / 2;
+        let low = if wrap {
+            let m = self.splat_bits(v.bits, (1u64 << bits) - 1);
+            v.vecs.iter().map(|&x| self.b.ins().band(x, m)).collect()
+        } else {
+            v.vecs.clone()
+        };
+        let vecs = (0..self.count(bits))
+            .map(|o| {
+                let a = low[2 * o];
+                let c = *low.get(2 * o + 1).unwrap_or(&a);
+                if v.bits == 64 {
+                    // No 64-bit narrowing instruction: keep each lane's low half.
+                    let mut mask = [0u8; 16];
+                    for (i, m) in mask.iter_mut().enumerate() {
+                        let lane = i / 4;
+                        *m = ((lane / 2) * 16 + (lane % 2) * 8 + i % 4) as u8;
+                    }
+                    self.shuffle(types::I32X4, a, c, mask)
+                } else if wrap {
+                    self.b.ins().unarrow(a, c)
+                } else {
+                    self.b.ins().snarrow(a, c)
+                }
+            })
+            .collect();
+        Vals { bits, vecs }
+    }
+
+    /// A mask resized to `bits`-wide lanes.
+    fn resize_mask(&mut self, v: &Vals, bits: u32) -> Vals {
+        let mut v = v.clone();
+        while v.bits < bits {
+            v = self.widen(&v, true);
+        }
+        while v.bits > bits {
+            v = self.narrow(&v, false);
+        }
+        v
+    }
+
+    /// Lane-wise `cmp(x, 0)` as a mask.
+    fn is_nonzero(&mut self, dtype: DType, v: &Vals) -> Vals {
+        let vecs = if dtype.is_float() {
+            let zero = self.splat_scalar(Scalar::zero(dtype)).vecs[0];
+            v.vecs
+                .iter()
+                .map(|&x| self.b.ins().fcmp(FloatCC::NotEqual, x, zero))
+                .collect()
+        } else {
+            let zero = self.splat_bits(v.bits, 0);
+            v.vecs
+                .iter()
+                .map(|&x| self.b.ins().icmp(IntCC::NotEqual, x, zero))
+                .collect()
+        };
+        Vals { bits: v.bits, vecs }
+    }
+
+    fn cast(&mut self, v: &Vals, from: DType, to: DType) -> Result<Vals, JitError> {
+        if from == to {
+            return Ok(v.clone());
+        }
+        if to == DType::Bool {
+            return Ok(self.is_nonzero(from, v));
+        }
+        let to_bits = to.size() as u32 * 8;
+        if from == DType::Bool {
+            let m = self.resize_mask(v, to_bits);
+            let one = self.splat_scalar(Scalar::one(to)).vecs[0];
+            let one = self.cast_vec(int_vec(to_bits), one);
+            let vecs = m
+                .vecs
+                .iter()
+                .map(|&x| {
+                    let r = self.b.ins().band(x, one);
+                    self.cast_vec(vec_type(to), r)
+                })
+                .collect();
+            return Ok(Vals {
+                bits: to_bits,
+                vecs,
+            });
+        }
+        match (from.is_float(), to.is_float()) {
+            (true, true) if to == DType::F64 => {
+                let vecs = (0..self.count(64))
+                    .map(|o| {
+                        let x = v.vecs[o / 2];
+                        let x = if o % 2 == 0 {
+                            x
+                        } else {
+                            self.high_half(types::F32X4, x)
+                        };
+                        self.b.ins().fvpromote_low(x)
+                    })
+                    .collect();
+                Ok(Vals { bits: 64, vecs })
+            }
+            (true, true) => {
+                let demoted: Vec<Value> =
+                    v.vecs.iter().map(|&x| self.b.ins().fvdemote(x)).collect();
+                let vecs = (0..self.count(32))
+                    .map(|o| match demoted.get(2 * o + 1) {
+                        Some(&c) => self.join_low(types::F32X4, demoted[2 * o], c),
+                        None => demoted[2 * o],
+                    })
+                    .collect();
+                Ok(Vals { bits: 32, vecs })
+            }
+            (false, true) => {
+                let signed = from.is_signed_int();
+                let mut w = v.clone();
+                while w.bits < 32 {
+                    w = self.widen(&w, signed);
+                }
+                if to == DType::F32 {
+                    let vecs = w
+                        .vecs
+                        .iter()
+                        .map(|&x| self.b.ins().fcvt_from_sint(types::F32X4, x))
+                        .collect();
+                    return Ok(Vals { bits: 32, vecs });
+                }
+                if from.size() <= 2 {
+                    // Exact in float32, then exactly promoted.
+                    let f = Vals {
+                        bits: 32,
+                        vecs: w
+                            .vecs
+                            .iter()
+                            .map(|&x| self.b.ins().fcvt_from_sint(types::F32X4, x))
+                            .collect(),
+                    };
+                    return self.cast(&f, DType::F32, DType::F64);
+                }
+                // 32-bit integers: 2^52 + (x + bias) is exact in a float64's bits; subtracting
+                // 2^52 + bias is exact too.
+                let bias: u64 = if signed { 1 << 31 } else { 0 };
+                let biased: Vec<Value> = if signed {
+                    let flip = self.splat_bits(32, 0x8000_0000);
+                    w.vecs.iter().map(|&x| self.b.ins().bxor(x, flip)).collect()
+                } else {
+                    w.vecs.clone()
+                };
+                let wide = self.widen(
+                    &Vals {
+                        bits: 32,
+                        vecs: biased,
+                    },
+                    false,
+                );
+                let magic = self.splat_bits(64, 0x4330_0000_0000_0000);
+                let offset = (4503599627370496u64 + bias) as f64;
+                let offset = self.splat_scalar(Scalar::F64(offset)).vecs[0];
+                let vecs = wide
+                    .vecs
+                    .iter()
+                    .map(|&x| {
+                        let x = self.b.ins().bor(x, magic);
+                        let x = self.cast_vec(types::F64X2, x);
+                        self.b.ins().fsub(x, offset)
+                    })
+                    .collect();
+                Ok(Vals { bits: 64, vecs })
+            }
+            (false, false) => {
+                let mut w = v.clone();
+                while w.bits < to_bits {
+                    w = self.widen(&w, from.is_signed_int());
+                }
+                while w.bits > to_bits {
+                    w = self.narrow(&w, true);
+                }
+                Ok(w)
+            }
+            (true, false) if from == DType::F32 && to != DType::U32 => {
+                // cvttps2dq semantics: truncation where -2^31 <= x < 2^31, else i32::MIN.
+                let lo = self.splat_f32(-2147483648.0);
+                let hi = self.splat_f32(2147483648.0);
+                let min = self.splat_bits(32, i32::MIN as u32 as u64);
+                let vecs = v
+                    .vecs
+                    .iter()
+                    .map(|&x| {
+                        let sat = self.b.ins().fcvt_to_sint_sat(types::I32X4, x);
+                        let above = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, x, lo);
+                        let below = self.b.ins().fcmp(FloatCC::LessThan, x, hi);
+                        let ok = self.b.ins().band(above, below);
+                        let ok = self.cast_vec(types::I32X4, ok);
+                        self.b.ins().bitselect(ok, sat, min)
+                    })
+                    .collect();
+                let mut w = Vals { bits: 32, vecs };
+                while w.bits > to_bits {
+                    w = self.narrow(&w, true);
+                }
+                Ok(w)
+            }
+            (true, false) => Err(JitError(format!("{from} to {to} has no vector form"))),
+        }
+    }
+
+    /// Applies `f` to every vector of `v`.
+    fn map(&mut self, v: &Vals, mut f: impl FnMut(&mut Self, Value) -> Value) -> Vals {
+        let vecs = v.vecs.iter().map(|&x| f(self, x)).collect();
+        Vals { bits: v.bits, vecs }
+    }
+
+    /// Applies `f` to the vectors of `x` and `y` pairwise.
+    fn zip(
+        &mut self,
+        x: &Vals,
+        y: &Vals,
+        mut f: impl FnMut(&mut Self, Value, Value) -> Value,
+    ) -> Vals {
+        let vecs = x
+            .vecs
+            .iter()
+            .zip(&y.vecs)
+            .map(|(&a, &c)| f(self, a, c))
+            .collect();
+        Vals { bits: x.bits, vecs }
+    }
+
+    /// `voxcalc_ir::vmath::log_f32` on four lanes: the same operations in the same order.
+    fn log_f32x4(&mut self, x: Value) -> Value {
+        use voxcalc_ir::vmath::NEG_NAN_F32;
+        let f32c = |e: &mut Self, bits: u32| e.splat_f32(f32::from_bits(bits));
+        let ix0 = self.cast_vec(types::I32X4, x);
+        let min_normal = self.splat_bits(32, 0x0080_0000);
+        let is_sub = self.b.ins().icmp(IntCC::SignedLessThan, ix0, min_normal);
+        let two25 = f32c(self, 0x4c00_0000);
+        let scaled = self.b.ins().fmul(x, two25);
+        let sub_f = self.cast_vec(types::F32X4, is_sub);
+        let xs = self.b.ins().bitselect(sub_f, scaled, x);
+        let minus25 = self.splat_bits(32, (-25i32) as u32 as u64);
+        let k0 = self.b.ins().band(is_sub, minus25);
+        let ix = self.cast_vec(types::I32X4, xs);
+        let e = self.b.ins().sshr_imm_u(ix, 23);
+        let bias = self.splat_bits(32, 127);
+        let e = self.b.ins().isub(e, bias);
+        let k1 = self.b.ins().iadd(k0, e);
+        let mant_mask = self.splat_bits(32, 0x007f_ffff);
+        let mant = self.b.ins().band(ix, mant_mask);
+        let c1 = self.splat_bits(32, 0x95f64 << 3);
+        let i = self.b.ins().iadd(mant, c1);
+        let bit23 = self.splat_bits(32, 0x0080_0000);
+        let i = self.b.ins().band(i, bit23);
+        let one_bits = self.splat_bits(32, 0x3f80_0000);
+        let t = self.b.ins().bxor(i, one_bits);
+        let t = self.b.ins().bor(mant, t);
+        let m = self.cast_vec(types::F32X4, t);
+        let i_shift = self.b.ins().sshr_imm_u(i, 23);
+        let k = self.b.ins().iadd(k1, i_shift);
+        let one = self.splat_f32(1.0);
+        let two = self.splat_f32(2.0);
+        let f = self.b.ins().fsub(m, one);
+        let two_f = self.b.ins().fadd(two, f);
+        let s = self.b.ins().fdiv(f, two_f);
+        let dk = self.b.ins().fcvt_from_sint(types::F32X4, k);
+        let z = self.b.ins().fmul(s, s);
+        let w = self.b.ins().fmul(z, z);
+        let lg1 = f32c(self, 0x3f2a_aaaa);
+        let lg2 = f32c(self, 0x3ecc_ce13);
+        let lg3 = f32c(self, 0x3e91_e9ee);
+        let lg4 = f32c(self, 0x3e78_9e26);
+        let t1 = self.b.ins().fmul(w, lg4);
+        let t1 = self.b.ins().fadd(lg2, t1);
+        let t1 = self.b.ins().fmul(w, t1);
+        let t2 = self.b.ins().fmul(w, lg3);
+        let t2 = self.b.ins().fadd(lg1, t2);
+        let t2 = self.b.ins().fmul(z, t2);
+        let r = self.b.ins().fadd(t2, t1);
+        let half = self.splat_f32(0.5);
+        let hfsq = self.b.ins().fmul(half, f);
+        let hfsq = self.b.ins().fmul(hfsq, f);
+        let c2 = self.splat_bits(32, 0x6147a << 3);
+        let c3 = self.splat_bits(32, 0x6b851 << 3);
+        let lo = self.b.ins().isub(mant, c2);
+        let hi = self.b.ins().isub(c3, mant);
+        let either = self.b.ins().bor(lo, hi);
+        let zero_i = self.splat_bits(32, 0);
+        let large_f = self.b.ins().icmp(IntCC::SignedGreaterThan, either, zero_i);
+        let ln2_hi = f32c(self, 0x3f31_7180);
+        let ln2_lo = f32c(self, 0x3717_f7d1);
+        let dk_hi = self.b.ins().fmul(dk, ln2_hi);
+        let dk_lo = self.b.ins().fmul(dk, ln2_lo);
+        // a = dk*hi - ((hfsq - (s*(hfsq + r) + dk*lo)) - f)
+        let a = self.b.ins().fadd(hfsq, r);
+        let a = self.b.ins().fmul(s, a);
+        let a = self.b.ins().fadd(a, dk_lo);
+        let a = self.b.ins().fsub(hfsq, a);
+        let a = self.b.ins().fsub(a, f);
+        let a = self.b.ins().fsub(dk_hi, a);
+        // c = dk*hi - ((s*(f - r) - dk*lo) - f)
+        let c = self.b.ins().fsub(f, r);
+        let c = self.b.ins().fmul(s, c);
+        let c = self.b.ins().fsub(c, dk_lo);
+        let c = self.b.ins().fsub(c, f);
+        let c = self.b.ins().fsub(dk_hi, c);
+        let large_f = self.cast_vec(types::F32X4, large_f);
+        let res = self.b.ins().bitselect(large_f, a, c);
+        let inf_bits = self.splat_bits(32, 0x7f80_0000);
+        let not_finite = self
+            .b
+            .ins()
+            .icmp(IntCC::SignedGreaterThanOrEqual, ix0, inf_bits);
+        let not_finite = self.cast_vec(types::F32X4, not_finite);
+        let xx = self.b.ins().fadd(x, x);
+        let res = self.b.ins().bitselect(not_finite, xx, res);
+        let negative = self.b.ins().icmp(IntCC::SignedLessThan, ix0, zero_i);
+        let negative = self.cast_vec(types::F32X4, negative);
+        let nan = f32c(self, NEG_NAN_F32);
+        let res = self.b.ins().bitselect(negative, nan, res);
+        let abs_mask = self.splat_bits(32, 0x7fff_ffff);
+        let abs = self.b.ins().band(ix0, abs_mask);
+        let is_zero = self.b.ins().icmp(IntCC::Equal, abs, zero_i);
+        let is_zero = self.cast_vec(types::F32X4, is_zero);
+        let neg_inf = self.splat_f32(f32::NEG_INFINITY);
+        self.b.ins().bitselect(is_zero, neg_inf, res)
+    }
+
+    fn unary(&mut self, op: UnaryOp, x: &Vals, dtype: DType) -> Result<Vals, JitError> {
+        if dtype == DType::Bool {
+            return match op {
+                UnaryOp::Not => Ok(self.map(x, |e, v| e.b.ins().bnot(v))),
+                _ => Err(JitError(format!("{op:?} on masks"))),
+            };
+        }
+        if dtype.is_float() {
+            let int_ty = int_vec(x.bits);
+            return Ok(match op {
+                UnaryOp::Neg => self.map(x, |e, v| e.b.ins().fneg(v)),
+                UnaryOp::Abs => self.map(x, |e, v| e.b.ins().fabs(v)),
+                UnaryOp::Sqrt => self.map(x, |e, v| e.b.ins().sqrt(v)),
+                UnaryOp::Floor => self.map(x, |e, v| e.b.ins().floor(v)),
+                UnaryOp::Ceil => self.map(x, |e, v| e.b.ins().ceil(v)),
+                UnaryOp::Trunc => self.map(x, |e, v| e.b.ins().trunc(v)),
+                UnaryOp::Rint => self.map(x, |e, v| e.b.ins().nearest(v)),
+                UnaryOp::IsNan => self.map(x, |e, v| e.b.ins().fcmp(FloatCC::Unordered, v, v)),
+                UnaryOp::IsInf | UnaryOp::IsFinite => {
+                    let inf = Scalar::F64(f64::INFINITY).cast(dtype);
+                    let inf = self.splat_scalar(inf).vecs[0];
+                    let cc = if op == UnaryOp::IsInf {
+                        FloatCC::Equal
+                    } else {
+                        FloatCC::LessThan
+                    };
+                    self.map(x, |e, v| {
+                        let a = e.b.ins().fabs(v);
+                        e.b.ins().fcmp(cc, a, inf)
+                    })
+                }
+                UnaryOp::SignBit => {
+                    let zero = self.splat_bits(x.bits, 0);
+                    self.map(x, |e, v| {
+                        let bits = e.cast_vec(int_ty, v);
+                        e.b.ins().icmp(IntCC::SignedLessThan, bits, zero)
+                    })
+                }
+                UnaryOp::Math(MathFn::Log) if dtype == DType::F32 => {
+                    self.map(x, |e, v| e.log_f32x4(v))
+                }
+                _ => return Err(JitError(format!("{op:?} has no vector form"))),
+            });
+        }
+        Ok(match op {
+            UnaryOp::Neg => self.map(x, |e, v| e.b.ins().ineg(v)),
+            UnaryOp::Abs if dtype.is_signed_int() => self.map(x, |e, v| e.b.ins().iabs(v)),
+            UnaryOp::Abs => x.clone(),
+            UnaryOp::Not => self.map(x, |e, v| e.b.ins().bnot(v)),
+            _ => return Err(JitError(format!("{op:?} has no vector form"))),
+        })
+    }
+
+    fn binary(&mut self, op: BinaryOp, x: &Vals, y: &Vals, dtype: DType) -> Result<Vals, JitError> {
+        if dtype == DType::Bool || matches!(op, BinaryOp::And | BinaryOp::Or | BinaryOp::Xor) {
+            let y = if dtype == DType::Bool {
+                self.resize_mask(y, x.bits)
+            } else {
+                y.clone()
+            };
+            return Ok(match op {
+                BinaryOp::And => self.zip(x, &y, |e, a, c| e.b.ins().band(a, c)),
+                BinaryOp::Or => self.zip(x, &y, |e, a, c| e.b.ins().bor(a, c)),
+                BinaryOp::Xor => self.zip(x, &y, |e, a, c| e.b.ins().bxor(a, c)),
+                _ => return Err(JitError(format!("{op:?} on masks"))),
+            });
+        }
+        if dtype.is_float() {
+            let fcmp =
+                |cc: FloatCC| move |e: &mut Self, a: Value, c: Value| e.b.ins().fcmp(cc, a, c);
+            return Ok(match op {
+                BinaryOp::Add => self.zip(x, y, |e, a, c| e.b.ins().fadd(a, c)),
+                BinaryOp::Sub => self.zip(x, y, |e, a, c| e.b.ins().fsub(a, c)),
+                BinaryOp::Mul => self.zip(x, y, |e, a, c| e.b.ins().fmul(a, c)),
+                BinaryOp::Div => self.zip(x, y, |e, a, c| e.b.ins().fdiv(a, c)),
+                BinaryOp::Min | BinaryOp::Max | BinaryOp::FMin | BinaryOp::FMax => {
+                    let vec_ty = vec_type(dtype);
+                    self.zip(x, y, |e, a, c| {
+                        // As the scalar code: minimum(a, b) = a if isnan(a) else
+                        // (b if isnan(b) or b <= a else a); fmin swaps the NaN roles.
+                        let a_nan = e.b.ins().fcmp(FloatCC::Unordered, a, a);
+                        let b_nan = e.b.ins().fcmp(FloatCC::Unordered, c, c);
+                        let cc = if matches!(op, BinaryOp::Min | BinaryOp::FMin) {
+                            FloatCC::LessThanOrEqual
+                        } else {
+                            FloatCC::GreaterThanOrEqual
+                        };
+                        let b_wins = e.b.ins().fcmp(cc, c, a);
+                        let (first, second) = if matches!(op, BinaryOp::Min | BinaryOp::Max) {
+                            (b_nan, a_nan)
+                        } else {
+                            (a_nan, b_nan)
+                        };
+                        let take_b = e.b.ins().bor(first, b_wins);
+                        let take_b = e.cast_vec(vec_ty, take_b);
+                        let pick = e.b.ins().bitselect(take_b, c, a);
+                        let keep_a = e.cast_vec(vec_ty, second);
+                        e.b.ins().bitselect(keep_a, a, pick)
+                    })
+                }
+                BinaryOp::Eq => self.zip(x, y, fcmp(FloatCC::Equal)),
+                BinaryOp::Ne => self.zip(x, y, fcmp(FloatCC::NotEqual)),
+                BinaryOp::Lt => self.zip(x, y, fcmp(FloatCC::LessThan)),
+                BinaryOp::Le => self.zip(x, y, fcmp(FloatCC::LessThanOrEqual)),
+                BinaryOp::Gt => self.zip(x, y, fcmp(FloatCC::GreaterThan)),
+                BinaryOp::Ge => self.zip(x, y, fcmp(FloatCC::GreaterThanOrEqual)),
+                _ => return Err(JitError(format!("{op:?} has no vector form"))),
+            });
+        }
+        let signed = dtype.is_signed_int();
+        let cc = |s: IntCC, u: IntCC| if signed { s } else { u };
+        let icmp = |cc: IntCC| move |e: &mut Self, a: Value, c: Value| e.b.ins().icmp(cc, a, c);
+        Ok(match op {
+            BinaryOp::Add => self.zip(x, y, |e, a, c| e.b.ins().iadd(a, c)),
+            BinaryOp::Sub => self.zip(x, y, |e, a, c| e.b.ins().isub(a, c)),
+            BinaryOp::Mul => self.zip(x, y, |e, a, c| e.b.ins().imul(a, c)),
+            BinaryOp::Min if signed => self.zip(x, y, |e, a, c| e.b.ins().smin(a, c)),
+            BinaryOp::Min => self.zip(x, y, |e, a, c| e.b.ins().umin(a, c)),
+            BinaryOp::Max if signed => self.zip(x, y, |e, a, c| e.b.ins().smax(a, c)),
+            BinaryOp::Max => self.zip(x, y, |e, a, c| e.b.ins().umax(a, c)),
+            BinaryOp::Eq => self.zip(x, y, icmp(IntCC::Equal)),
+            BinaryOp::Ne => self.zip(x, y, icmp(IntCC::NotEqual)),
+            BinaryOp::Lt => self.zip(
+                x,
+                y,
+                icmp(cc(IntCC::SignedLessThan, IntCC::UnsignedLessThan)),
+            ),
+            BinaryOp::Le => self.zip(
+                x,
+                y,
+                icmp(cc(
+                    IntCC::SignedLessThanOrEqual,
+                    IntCC::UnsignedLessThanOrEqual,
+                )),
+            ),
+            BinaryOp::Gt => self.zip(
+                x,
+                y,
+                icmp(cc(IntCC::SignedGreaterThan, IntCC::UnsignedGreaterThan)),
+            ),
+            BinaryOp::Ge => self.zip(
+                x,
+                y,
+                icmp(cc(
+                    IntCC::SignedGreaterThanOrEqual,
+                    IntCC::UnsignedGreaterThanOrEqual,
+                )),
+            ),
+            _ => return Err(JitError(format!("{op:?} has no vector form"))),
+        })
+    }
+}
+
+/// Emits the vector body for one group of [`VectorPlan::lanes`] voxels: `ptrs[view]` are the
+/// element addresses of the first voxel, `out_p` the output address of the first voxel.
 pub(crate) fn body(
     b: &mut FunctionBuilder<'_>,
     kernel: &Kernel,
     vp: VectorPlan,
     ptrs: &[Value],
     uniforms_ptr: Value,
-) -> Result<Value, JitError> {
-    let mut values: Vec<Option<Value>> = vec![None; kernel.insts.len()];
-    let scalar_ty = vp.vec.lane_type();
-    let lane_bits = scalar_ty.bits();
-    let int_lane = types::Type::int(lane_bits as u16).expect("8 to 64 bits");
-    let le = MemFlagsData::new().with_endianness(Endianness::Little);
-    let as_vec = |b: &mut FunctionBuilder<'_>, m: Value| {
-        if vp.vec == vp.mask {
-            m
-        } else {
-            b.ins().bitcast(vp.vec, le, m)
-        }
+    out_p: Value,
+) -> Result<(), JitError> {
+    let mut e = Emitter {
+        b,
+        consts: HashMap::new(),
+        lanes: vp.lanes as u32,
     };
-    let as_mask = |b: &mut FunctionBuilder<'_>, v: Value| {
-        if vp.vec == vp.mask {
-            v
-        } else {
-            b.ins().bitcast(vp.mask, le, v)
-        }
-    };
-    let splat_const = |b: &mut FunctionBuilder<'_>, s: Scalar| -> Value {
-        let x = match s {
-            Scalar::F32(x) => b.ins().f32const(Ieee32::with_bits(x.to_bits())),
-            Scalar::F64(x) => b.ins().f64const(Ieee64::with_bits(x.to_bits())),
-            other => {
-                let bits = other.to_bits();
-                let masked = if lane_bits == 64 {
-                    bits
-                } else {
-                    bits & ((1u64 << lane_bits) - 1)
-                };
-                b.ins().iconst(scalar_ty, masked as i64)
-            }
-        };
-        b.ins().splat(vp.vec, x)
-    };
-    let all_ones = |b: &mut FunctionBuilder<'_>| {
-        let x = b
-            .ins()
-            .iconst(int_lane, -1i64 as u64 as i64 & mask_bits(lane_bits));
-        b.ins().splat(vp.mask, x)
-    };
-    let signed = vp.dtype.is_signed_int();
+    let mut values: Vec<Option<Vals>> = vec![None; kernel.insts.len()];
     for (i, inst) in kernel.insts.iter().enumerate() {
-        let get = |v: &ValueId| values[v.index()].expect("operands come first");
-        let is_bool = inst.dtype == DType::Bool;
+        let get = |v: &ValueId| -> Result<Vals, JitError> {
+            values[v.index()]
+                .clone()
+                .ok_or_else(|| JitError(format!("{v} used before its definition")))
+        };
         let v = match &inst.kind {
-            InstKind::Const(s) => {
-                if is_bool {
-                    if s.truthy() {
-                        all_ones(b)
-                    } else {
-                        let z = b.ins().iconst(int_lane, 0);
-                        b.ins().splat(vp.mask, z)
-                    }
-                } else {
-                    splat_const(b, *s)
-                }
-            }
+            InstKind::Const(s) => e.splat_scalar(*s),
             InstKind::Uniform(n) => {
-                let x = b.ins().load(
-                    scalar_ty,
+                let ty = crate::codegen::clif_type(inst.dtype);
+                let x = e.b.ins().load(
+                    ty,
                     MemFlagsData::new().with_notrap(),
                     uniforms_ptr,
                     (*n as i32) * 8,
                 );
-                b.ins().splat(vp.vec, x)
+                e.splat_value(inst.dtype, x)
             }
             InstKind::Load(view) => {
                 let p = ptrs[view.index()];
-                let flags = MemFlagsData::new().with_notrap();
+                let dtype = kernel.inputs[kernel.views[view.index()].input.index()].dtype;
                 if kernel.views[view.index()].domain_strides[0] == 0 {
-                    let x = b.ins().load(scalar_ty, flags, p, 0);
-                    b.ins().splat(vp.vec, x)
+                    let ty = crate::codegen::clif_type(dtype);
+                    let x = e.b.ins().load(ty, MemFlagsData::new().with_notrap(), p, 0);
+                    e.splat_value(dtype, x)
                 } else {
-                    b.ins().load(vp.vec, flags, p, 0)
+                    e.load(dtype, p)
                 }
             }
             InstKind::Cast(a) => {
-                let from = kernel.dtype(*a);
-                let x = get(a);
-                if from == inst.dtype {
-                    x
-                } else if is_bool {
-                    // x != 0 (NaN is true).
-                    if vp.dtype.is_float() {
-                        let z = splat_const(b, Scalar::zero(vp.dtype));
-                        b.ins().fcmp(FloatCC::NotEqual, x, z)
-                    } else {
-                        let z = splat_const(b, Scalar::zero(vp.dtype));
-                        b.ins().icmp(IntCC::NotEqual, x, z)
-                    }
-                } else {
-                    let one = splat_const(b, Scalar::one(vp.dtype));
-                    let zero = splat_const(b, Scalar::zero(vp.dtype));
-                    let m = as_vec(b, x);
-                    b.ins().bitselect(m, one, zero)
-                }
+                let x = get(a)?;
+                e.cast(&x, kernel.dtype(*a), inst.dtype)?
             }
             InstKind::Unary(op, a) => {
-                let x = get(a);
-                if is_bool && *op == UnaryOp::Not && kernel.dtype(*a) == DType::Bool {
-                    b.ins().bnot(x)
-                } else if vp.dtype.is_float() {
-                    match op {
-                        UnaryOp::Neg => b.ins().fneg(x),
-                        UnaryOp::Abs => b.ins().fabs(x),
-                        UnaryOp::Sqrt => b.ins().sqrt(x),
-                        UnaryOp::Floor => b.ins().floor(x),
-                        UnaryOp::Ceil => b.ins().ceil(x),
-                        UnaryOp::Trunc => b.ins().trunc(x),
-                        UnaryOp::Rint => b.ins().nearest(x),
-                        UnaryOp::IsNan => b.ins().fcmp(FloatCC::Unordered, x, x),
-                        UnaryOp::IsInf | UnaryOp::IsFinite => {
-                            let ax = b.ins().fabs(x);
-                            let inf = splat_const(b, Scalar::F64(f64::INFINITY).cast(vp.dtype));
-                            let cc = if *op == UnaryOp::IsInf {
-                                FloatCC::Equal
-                            } else {
-                                FloatCC::LessThan
-                            };
-                            b.ins().fcmp(cc, ax, inf)
-                        }
-                        UnaryOp::SignBit => {
-                            let bits = as_mask(b, x);
-                            let z = b.ins().iconst(int_lane, 0);
-                            let z = b.ins().splat(vp.mask, z);
-                            b.ins().icmp(IntCC::SignedLessThan, bits, z)
-                        }
-                        _ => return Err(JitError(format!("{op:?} has no vector form"))),
-                    }
-                } else {
-                    match op {
-                        UnaryOp::Neg => b.ins().ineg(x),
-                        UnaryOp::Abs if signed => b.ins().iabs(x),
-                        UnaryOp::Abs => x,
-                        UnaryOp::Not => b.ins().bnot(x),
-                        _ => return Err(JitError(format!("{op:?} has no vector form"))),
-                    }
-                }
+                let x = get(a)?;
+                e.unary(*op, &x, kernel.dtype(*a))?
             }
             InstKind::Binary(op, a, c) => {
-                let (x, y) = (get(a), get(c));
-                let on_bool = kernel.dtype(*a) == DType::Bool;
-                if on_bool || matches!(op, BinaryOp::And | BinaryOp::Or | BinaryOp::Xor) {
-                    match op {
-                        BinaryOp::And => b.ins().band(x, y),
-                        BinaryOp::Or => b.ins().bor(x, y),
-                        BinaryOp::Xor => b.ins().bxor(x, y),
-                        _ => return Err(JitError(format!("{op:?} on masks"))),
-                    }
-                } else if vp.dtype.is_float() {
-                    match op {
-                        BinaryOp::Add => b.ins().fadd(x, y),
-                        BinaryOp::Sub => b.ins().fsub(x, y),
-                        BinaryOp::Mul => b.ins().fmul(x, y),
-                        BinaryOp::Div => b.ins().fdiv(x, y),
-                        BinaryOp::Min | BinaryOp::Max | BinaryOp::FMin | BinaryOp::FMax => {
-                            // As the scalar code: minimum(a, b) = a if isnan(a) else
-                            // (b if isnan(b) or b <= a else a); fmin swaps the NaN roles.
-                            let a_nan = b.ins().fcmp(FloatCC::Unordered, x, x);
-                            let b_nan = b.ins().fcmp(FloatCC::Unordered, y, y);
-                            let cc = if matches!(op, BinaryOp::Min | BinaryOp::FMin) {
-                                FloatCC::LessThanOrEqual
-                            } else {
-                                FloatCC::GreaterThanOrEqual
-                            };
-                            let b_wins = b.ins().fcmp(cc, y, x);
-                            let (first, second) = if matches!(op, BinaryOp::Min | BinaryOp::Max) {
-                                (b_nan, a_nan)
-                            } else {
-                                (a_nan, b_nan)
-                            };
-                            let take_b = b.ins().bor(first, b_wins);
-                            let take_b = as_vec(b, take_b);
-                            let pick = b.ins().bitselect(take_b, y, x);
-                            let keep_a = as_vec(b, second);
-                            b.ins().bitselect(keep_a, x, pick)
-                        }
-                        BinaryOp::Eq => b.ins().fcmp(FloatCC::Equal, x, y),
-                        BinaryOp::Ne => b.ins().fcmp(FloatCC::NotEqual, x, y),
-                        BinaryOp::Lt => b.ins().fcmp(FloatCC::LessThan, x, y),
-                        BinaryOp::Le => b.ins().fcmp(FloatCC::LessThanOrEqual, x, y),
-                        BinaryOp::Gt => b.ins().fcmp(FloatCC::GreaterThan, x, y),
-                        BinaryOp::Ge => b.ins().fcmp(FloatCC::GreaterThanOrEqual, x, y),
-                        _ => return Err(JitError(format!("{op:?} has no vector form"))),
-                    }
-                } else {
-                    let cc = |s: IntCC, u: IntCC| if signed { s } else { u };
-                    match op {
-                        BinaryOp::Add => b.ins().iadd(x, y),
-                        BinaryOp::Sub => b.ins().isub(x, y),
-                        BinaryOp::Mul => b.ins().imul(x, y),
-                        BinaryOp::Min if signed => b.ins().smin(x, y),
-                        BinaryOp::Min => b.ins().umin(x, y),
-                        BinaryOp::Max if signed => b.ins().smax(x, y),
-                        BinaryOp::Max => b.ins().umax(x, y),
-                        BinaryOp::Eq => b.ins().icmp(IntCC::Equal, x, y),
-                        BinaryOp::Ne => b.ins().icmp(IntCC::NotEqual, x, y),
-                        BinaryOp::Lt => {
-                            b.ins()
-                                .icmp(cc(IntCC::SignedLessThan, IntCC::UnsignedLessThan), x, y)
-                        }
-                        BinaryOp::Le => b.ins().icmp(
-                            cc(IntCC::SignedLessThanOrEqual, IntCC::UnsignedLessThanOrEqual),
-                            x,
-                            y,
-                        ),
-                        BinaryOp::Gt => b.ins().icmp(
-                            cc(IntCC::SignedGreaterThan, IntCC::UnsignedGreaterThan),
-                            x,
-                            y,
-                        ),
-                        BinaryOp::Ge => b.ins().icmp(
-                            cc(
-                                IntCC::SignedGreaterThanOrEqual,
-                                IntCC::UnsignedGreaterThanOrEqual,
-                            ),
-                            x,
-                            y,
-                        ),
-                        _ => return Err(JitError(format!("{op:?} has no vector form"))),
-                    }
-                }
+                let (x, y) = (get(a)?, get(c)?);
+                e.binary(*op, &x, &y, kernel.dtype(*a))?
             }
-            InstKind::Select(c, a, e) => {
-                let (x, y) = (get(a), get(e));
-                let m = if is_bool { get(c) } else { as_vec(b, get(c)) };
-                b.ins().bitselect(m, x, y)
+            InstKind::Select(c, a, el) => {
+                let (x, y) = (get(a)?, get(el)?);
+                let bits = x.bits;
+                let m = e.resize_mask(&get(c)?, bits);
+                let ty = if inst.dtype == DType::Bool {
+                    int_vec(bits)
+                } else {
+                    vec_type(inst.dtype)
+                };
+                // Two bool operands may carry different mask widths.
+                let y = if inst.dtype == DType::Bool {
+                    e.resize_mask(&y, bits)
+                } else {
+                    y
+                };
+                let vecs = (0..x.vecs.len())
+                    .map(|k| {
+                        let mk = e.cast_vec(ty, m.vecs[k]);
+                        e.b.ins().bitselect(mk, x.vecs[k], y.vecs[k])
+                    })
+                    .collect();
+                Vals { bits, vecs }
             }
             InstKind::Reduce(_) => return Err(JitError("reduction in a vector kernel".into())),
         };
         values[i] = Some(v);
     }
-    values[kernel.output.index()].ok_or_else(|| JitError("output not computed".into()))
-}
-
-fn mask_bits(bits: u32) -> i64 {
-    if bits == 64 {
-        -1
-    } else {
-        ((1u64 << bits) - 1) as i64
-    }
+    let out = values[kernel.output.index()]
+        .clone()
+        .ok_or_else(|| JitError("output not computed".into()))?;
+    e.store(kernel.output_dtype(), &out, out_p);
+    Ok(())
 }

@@ -112,7 +112,23 @@ struct Gen {
     dtypes: Vec<DType>,
     /// Single-dtype mode: only `T` and bool, no reductions or calls (the SIMD path's domain).
     only: Option<DType>,
+    /// SIMD mode (single-dtype or mixed): no reductions, byte swaps, or operations without a
+    /// vector form, except the odd one that sends a kernel back to the scalar path.
+    simd: bool,
 }
+
+/// The dtypes the SIMD path holds in vectors (mixed-dtype mode draws from these).
+const VECTOR_DTYPES: [DType; 9] = [
+    DType::Bool,
+    DType::U8,
+    DType::I8,
+    DType::U16,
+    DType::I16,
+    DType::U32,
+    DType::I32,
+    DType::F32,
+    DType::F64,
+];
 
 impl Gen {
     fn dtype(&self, v: ValueId) -> DType {
@@ -148,7 +164,11 @@ impl Gen {
             let s = random_scalar(&mut self.rng, dt);
             self.b.constant(s)
         } else {
-            let dt = self.only.unwrap_or_else(|| self.rng.pick(&DTYPES));
+            let dt = match self.only {
+                Some(t) => t,
+                None if self.simd => self.rng.pick(&VECTOR_DTYPES),
+                None => self.rng.pick(&DTYPES),
+            };
             self.b.uniform(dt)
         }
     }
@@ -178,7 +198,7 @@ impl Gen {
                 let to = self.rng.pick(&self.dtypes);
                 self.b.cast(a, to)
             }
-            _ if self.only.is_none() && self.n_reduces < 4 && self.loop_views.len() < 2 => {
+            _ if !self.simd && self.n_reduces < 4 && self.loop_views.len() < 2 => {
                 self.reduce(depth)
             }
             _ => self.binary(depth),
@@ -189,11 +209,20 @@ impl Gen {
     fn unary(&mut self, depth: u32) -> ValueId {
         let a = self.expr(depth - 1);
         let dt = self.dtype(a);
+        if dt.is_float() && self.simd && self.only.is_none() && self.rng.chance(25) {
+            // The one call with a vector form (float32 only).
+            let a = self.b.cast(a, DType::F32);
+            return self.b.unary(UnaryOp::Math(MathFn::Log), a);
+        }
         let op = if dt.is_float() {
             let f = self.rng.pick(&MathFn::ALL);
-            // Calls (transcendental functions, float16 rounding) have no vector form.
+            // Calls (transcendental functions but float32 log, float16 rounding) have no
+            // vector form.
             let (f, round) = if self.only.is_some() {
                 (UnaryOp::Rint, UnaryOp::Rint)
+            } else if self.simd {
+                let f = if self.rng.chance(80) { MathFn::Log } else { f };
+                (UnaryOp::Math(f), UnaryOp::Rint)
             } else {
                 (UnaryOp::Math(f), UnaryOp::RoundF16)
             };
@@ -240,7 +269,7 @@ impl Gen {
             BinaryOp::Ge,
         ];
         let c = self.rng.pick(&cmp);
-        if self.only.is_some() {
+        if self.simd {
             // The operations the SIMD path has vector forms for.
             let op = if dt == DType::Bool {
                 self.rng.pick(&[BinaryOp::And, BinaryOp::Or, BinaryOp::Xor])
@@ -438,7 +467,9 @@ fn random_case(seed: u64, n_voxels: u64) -> (Kernel, Vec<Vec<u8>>, Vec<usize>, V
         domain.push(last / d);
     }
     let time_len = rng.below(6) + 1;
-    let only = rng.chance(30).then(|| {
+    let mode = rng.below(100);
+    let simd = mode < 60;
+    let only = (mode < 30).then(|| {
         rng.pick(&[
             DType::F32,
             DType::F64,
@@ -456,8 +487,12 @@ fn random_case(seed: u64, n_voxels: u64) -> (Kernel, Vec<Vec<u8>>, Vec<usize>, V
     let mut bases = Vec::new();
     let mut domain_views = Vec::new();
     for _ in 0..rng.below(3) + 1 {
-        let dtype = only.unwrap_or_else(|| rng.pick(&DTYPES));
-        let order = if only.is_none() && rng.chance(30) {
+        let dtype = match only {
+            Some(t) => t,
+            None if simd => rng.pick(&VECTOR_DTYPES),
+            None => rng.pick(&DTYPES),
+        };
+        let order = if !simd && rng.chance(30) {
             ByteOrder::Swapped
         } else {
             ByteOrder::Native
@@ -469,7 +504,7 @@ fn random_case(seed: u64, n_voxels: u64) -> (Kernel, Vec<Vec<u8>>, Vec<usize>, V
         shape.push(time_len);
         let mut strides = vec![0i64; shape.len()];
         let mut step = 1i64;
-        let axes: Vec<usize> = if only.is_some() || rng.chance(50) {
+        let axes: Vec<usize> = if simd || rng.chance(50) {
             (0..shape.len()).collect()
         } else {
             (0..shape.len()).rev().collect()
@@ -510,11 +545,16 @@ fn random_case(seed: u64, n_voxels: u64) -> (Kernel, Vec<Vec<u8>>, Vec<usize>, V
         n_reduces: 0,
         dtypes: match only {
             Some(t) => vec![t, t, t, DType::Bool],
+            None if simd => VECTOR_DTYPES.to_vec(),
             None => DTYPES.to_vec(),
         },
         only,
+        simd,
     };
-    let out_dtype = only.unwrap_or_else(|| g.rng.pick(&DTYPES));
+    let out_dtype = match only {
+        Some(t) => t,
+        None => g.rng.pick(&g.dtypes.clone()),
+    };
     let depth = g.rng.below(4) as u32 + 2;
     let out = g.expr_of(out_dtype, depth);
     let uniforms: Vec<u64> = {
@@ -579,25 +619,46 @@ proptest! {
     }
 }
 
-/// The single-dtype cases must actually exercise the SIMD path (vector types in the compiled
-/// Cranelift IR), or the property above would not cover it.
+/// The SIMD-mode cases must actually exercise the SIMD path (vector types in the compiled
+/// Cranelift IR), mixed-dtype kernels and the vector logarithm included, or the property above
+/// would not cover them.
 #[test]
-fn single_dtype_kernels_take_the_simd_path() {
-    let mut vectorised = 0;
+fn simd_mode_kernels_take_the_simd_path() {
+    let (mut vectorised, mut mixed, mut with_log) = (0, 0, 0);
     for seed in 0..300u64 {
         let (kernel, ..) = random_case(seed.wrapping_mul(0x2545f4914f6cdd1d), 70);
         let c = compile(&kernel, CompileOptions { keep_clif: true }).expect("compiles");
         let clif = c.clif().unwrap_or_default();
-        if ["f32x4", "f64x2", "i32x4", "i16x8", "i8x16"]
+        if !["f32x4", "f64x2", "i32x4", "i16x8", "i8x16"]
             .iter()
             .any(|t| clif.contains(t))
         {
-            vectorised += 1;
+            continue;
+        }
+        vectorised += 1;
+        let mut dtypes: Vec<DType> = kernel
+            .insts
+            .iter()
+            .map(|i| i.dtype)
+            .filter(|&d| d != DType::Bool)
+            .collect();
+        dtypes.sort_by_key(|d| d.size());
+        dtypes.dedup();
+        if dtypes.len() > 1 {
+            mixed += 1;
+        }
+        if kernel.insts.iter().any(|i| {
+            matches!(
+                i.kind,
+                voxcalc_ir::InstKind::Unary(UnaryOp::Math(MathFn::Log), _)
+            )
+        }) {
+            with_log += 1;
         }
     }
     assert!(
-        vectorised >= 30,
-        "only {vectorised} of 300 kernels were vectorised"
+        vectorised >= 60 && mixed >= 20 && with_log >= 5,
+        "of 300 kernels {vectorised} were vectorised, {mixed} with mixed dtypes, {with_log} with log"
     );
-    eprintln!("{vectorised} of 300 random kernels vectorised");
+    eprintln!("of 300 random kernels {vectorised} vectorised, {mixed} mixed, {with_log} with log");
 }

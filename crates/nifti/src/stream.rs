@@ -92,6 +92,21 @@ impl GzipSink {
         let cancel = Arc::new(AtomicBool::new(false));
         let worker_cancel = Arc::clone(&cancel);
         let mut writer = MemberWriter::new(handle, options);
+        // A pool of its own: the caller may itself run on the global rayon pool and block in
+        // `write_data` while this worker waits for compression jobs, which must not then queue
+        // behind the blocked caller (two streams written from two pool threads would deadlock).
+        let n_threads = rayon::current_num_threads();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(n_threads)
+            .thread_name(|i| format!("voxcalc-gzip-{i}"))
+            .build()
+            .map_err(|e| {
+                NiftiError::io(
+                    &target,
+                    "cannot start the compression threads",
+                    io::Error::other(e),
+                )
+            })?;
         let worker = std::thread::Builder::new()
             .name("voxcalc-gzip-writer".into())
             .spawn(move || {
@@ -100,11 +115,14 @@ impl GzipSink {
                         return Err(io::Error::other("cancelled"));
                     }
                     let blocks: Vec<&[u8]> = batch.chunks(block).collect();
-                    writer.push_batch(&blocks)?;
+                    pool.install(|| writer.push_batch(&blocks))?;
                     // The caller may have stopped taking buffers back; that is fine.
                     let _ = recycle.send(batch);
                 }
-                writer.finish().map(drop)
+                if worker_cancel.load(Ordering::Relaxed) {
+                    return Err(io::Error::other("cancelled"));
+                }
+                pool.install(|| writer.finish()).map(drop)
             })
             .map_err(|e| NiftiError::io(&target, "cannot start the compression thread", e))?;
         Ok(GzipSink {

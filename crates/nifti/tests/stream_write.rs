@@ -212,3 +212,43 @@ fn zero_dimensional_outputs_stream_their_one_voxel() {
         assert_eq!(image.to_f64_vec(), vec![2.5], "{layout}");
     }
 }
+
+#[test]
+fn a_stream_can_move_to_another_thread() {
+    fn sent<T: Send>() {}
+    sent::<OutputStream>();
+    let dir = tempfile::tempdir().unwrap();
+    let header = header(&[8, 8, 8], DType::U8);
+    let path = dir.path().join("moved.nii.gz");
+    let mut output = OutputStream::create(&path, &header, &small_blocks()).unwrap();
+    output.write_data(&[3u8; 256]).unwrap();
+    std::thread::spawn(move || {
+        output.write_data(&[3u8; 256]).unwrap();
+        output.finish().unwrap();
+    })
+    .join()
+    .unwrap();
+    assert_eq!(
+        NiftiImage::open(&path).unwrap().raw().bytes,
+        &[3u8; 512][..]
+    );
+}
+
+#[test]
+fn streams_written_from_every_rayon_thread_at_once_finish() {
+    // Each pool thread blocks in `write_data` while its stream's compression runs: that work
+    // must not need a thread of the same pool.
+    use rayon::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let header = header(&[64, 64, 32], DType::I16);
+    let data = data_bytes(64 * 64 * 32 * 2, 11);
+    let n_streams = rayon::current_num_threads() * 2;
+    (0..n_streams).into_par_iter().for_each(|stream_idx| {
+        let path = dir.path().join(format!("s{stream_idx}.nii.gz"));
+        stream(&path, &header, &data, &[4096], &small_blocks());
+    });
+    for stream_idx in 0..n_streams {
+        let path = dir.path().join(format!("s{stream_idx}.nii.gz"));
+        assert_eq!(NiftiImage::open(&path).unwrap().raw().bytes, &data[..]);
+    }
+}

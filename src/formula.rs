@@ -10,9 +10,10 @@ use voxcalc_ir::plan::{plan, ImageLayout};
 use voxcalc_ir::{ByteOrder as IrByteOrder, InputBuf};
 use voxcalc_jit::{compile_plan, CompileOptions, CompiledPlan};
 use voxcalc_nifti::{
-    check_output_not_input, native_range, ByteOrder, Header, OutputImage, WriteOptions,
+    check_output_not_input, native_range, ByteOrder, Header, NiftiError, OutputStream, RawView,
+    WriteOptions,
 };
-use voxcalc_runtime::{NoProgress, Progress, RunOptions};
+use voxcalc_runtime::{ExecError, NoProgress, Progress, RunOptions, StreamError};
 use voxcalc_syntax::{Diagnostic, Label, TextRange};
 use voxcalc_types::DType;
 
@@ -60,9 +61,12 @@ pub struct EvalOptions {
 pub struct Timings {
     /// Planning and native compilation (zero when a cached kernel was reused).
     pub compile: Duration,
-    /// Running the kernels.
+    /// Running the kernels. When the result is streamed to a file this is the wall time of the
+    /// whole computation, which overlaps writing the data (the writer compresses one window
+    /// while the kernels compute the next).
     pub run: Duration,
-    /// Writing the output file (zero for in-memory results).
+    /// Time spent in the file writer (zero for in-memory results): handing it the data, which
+    /// overlaps the computation when streamed, plus finishing the file.
     pub write: Duration,
 }
 
@@ -90,9 +94,13 @@ impl Evaluated {
         self.header.shape()
     }
 
-    /// Element `idx` as f64 (for summaries and tests).
+    /// Element `idx` as f64 (for summaries and tests); NaN when `idx` is out of range.
     pub fn value_f64(&self, idx: usize) -> f64 {
-        value_f64(&self.data, self.dtype(), idx)
+        if idx >= self.n_elements() {
+            return f64::NAN;
+        }
+        let shape = self.shape();
+        native_view(&self.data, self.dtype(), &shape).value_f64(idx)
     }
 
     /// Number of elements.
@@ -107,8 +115,8 @@ impl Evaluated {
 
     /// Writes the result to `path` (`.nii`, `.nii.gz`, `.hdr`/`.img`) atomically.
     pub fn save(&self, path: impl AsRef<Path>, options: &WriteOptions) -> Result<(), Error> {
-        let mut out = OutputImage::create(path, &self.header, options)?;
-        out.data_mut().copy_from_slice(&self.data);
+        let mut out = OutputStream::create(path, &self.header, options)?;
+        out.write_data(&self.data)?;
         out.finish()?;
         Ok(())
     }
@@ -293,8 +301,10 @@ impl Formula {
     }
 
     /// Evaluates the formula on `images` (by name) and writes the result to `path` atomically:
-    /// the kernels write straight into the output file's buffer, and nothing appears at `path`
-    /// unless everything succeeded.
+    /// the result is computed window by window and streamed to the file as it is computed, so
+    /// memory holds two windows rather than the whole result, and nothing appears at `path`
+    /// unless everything succeeded. (An int64 result is the exception: whether it is saved as
+    /// int32 depends on all its values, so it is computed in memory first.)
     pub fn eval_to_file(
         &self,
         images: &[(&str, &Image)],
@@ -303,7 +313,12 @@ impl Formula {
         progress: &dyn Progress,
     ) -> Result<Written, Error> {
         if !options.allow_overwrite_input {
-            let inputs: Vec<&Path> = images.iter().map(|(_, image)| image.path()).collect();
+            // An image built in memory has a label, not a path: there is no file to protect.
+            let inputs: Vec<&Path> = images
+                .iter()
+                .filter(|(_, image)| !image.is_in_memory())
+                .map(|(_, image)| image.path())
+                .collect();
             check_output_not_input(path, &inputs)?;
         }
         let job = self.prepare(images, options)?;
@@ -333,25 +348,42 @@ impl Formula {
             });
         }
         let header = job.header_for(job.out_dtype)?;
-        let mut out = OutputImage::create(path, &header, &options.write)?;
-        let run_time = job.run(out.data_mut(), progress)?;
-        if job.copy_header {
-            out.set_cal_range_from_data();
+        let mut out = OutputStream::create(path, &header, &options.write)?;
+        let dtype = job.out_dtype;
+        let mut range = job.copy_header.then(|| RangeOfChunks::new(dtype));
+        let scalar_result = job.shape.is_empty();
+        let mut first_value = None;
+        let mut write_time = Duration::ZERO;
+        let mut sink = |chunk: &[u8]| -> Result<(), NiftiError> {
+            if let Some(range) = &mut range {
+                range.add(chunk);
+            }
+            if scalar_result && first_value.is_none() && chunk.len() >= dtype.size() {
+                first_value = Some(native_view(chunk, dtype, &[]).value_f64(0));
+            }
+            let started = Instant::now();
+            let res = out.write_data(chunk);
+            write_time += started.elapsed();
+            res
+        };
+        let run_time = job.run_streaming(&mut sink, progress)?;
+        if let Some(range) = range {
+            // nilearn sets cal_min/cal_max from the data when it copies a header.
+            let (min, max) = range.finish();
+            out.header_mut().cal_min = min;
+            out.header_mut().cal_max = max;
         }
-        let scalar = job
-            .shape
-            .is_empty()
-            .then(|| value_f64(out.data(), job.out_dtype, 0));
         let started = Instant::now();
         out.finish()?;
+        write_time += started.elapsed();
         Ok(Written {
-            scalar,
-            dtype: job.out_dtype,
+            scalar: first_value,
+            dtype,
             warnings: job.warnings,
             timings: Timings {
                 compile: job.compile_time,
                 run: run_time,
-                write: started.elapsed(),
+                write: write_time,
             },
         })
     }
@@ -522,35 +554,65 @@ impl Job<'_> {
         matches!(self.out_dtype, DType::I64 | DType::U64) && !self.swapped_view
     }
 
-    fn run(&self, out: &mut [u8], progress: &dyn Progress) -> Result<Duration, Error> {
-        let bufs: Vec<InputBuf<'_>> = self
-            .ordered
+    fn input_bufs(&self) -> Vec<InputBuf<'_>> {
+        self.ordered
             .iter()
             .map(|image| InputBuf {
                 bytes: image.raw().bytes,
                 base: 0,
             })
-            .collect();
-        let started = Instant::now();
-        let options = RunOptions {
+            .collect()
+    }
+
+    fn run_options(&self) -> RunOptions {
+        RunOptions {
             threads: self.threads,
-            block_voxels: None,
-        };
-        voxcalc_runtime::run(&self.compiled, &bufs, out, &options, progress).map_err(
+            ..RunOptions::default()
+        }
+    }
+
+    /// Computes the result into `out` (all of it at once).
+    fn run(&self, out: &mut [u8], progress: &dyn Progress) -> Result<Duration, Error> {
+        let started = Instant::now();
+        let bufs = self.input_bufs();
+        voxcalc_runtime::run(&self.compiled, &bufs, out, &self.run_options(), progress)
+            .map_err(|e| self.exec_error(e))?;
+        Ok(started.elapsed())
+    }
+
+    /// Computes the result window by window, handing each to `sink` in order.
+    fn run_streaming(
+        &self,
+        sink: &mut (dyn FnMut(&[u8]) -> Result<(), NiftiError> + Send),
+        progress: &dyn Progress,
+    ) -> Result<Duration, Error> {
+        let started = Instant::now();
+        let bufs = self.input_bufs();
+        let options = self.run_options();
+        voxcalc_runtime::run_streaming(&self.compiled, &bufs, sink, &options, progress).map_err(
             |e| match e {
-                voxcalc_runtime::ExecError::Cancelled => Error::Cancelled,
-                voxcalc_runtime::ExecError::Check(check) => Error::evaluation(
-                    self.source,
-                    Diagnostic::error(
-                        check.code,
-                        check.message,
-                        Label::new(check.range, "raised here for these input values"),
-                    ),
-                ),
-                other => Error::Usage(other.to_string()),
+                StreamError::Exec(err) => self.exec_error(err),
+                StreamError::Sink(err) => Error::Image(err),
             },
         )?;
         Ok(started.elapsed())
+    }
+
+    /// The facade's error for a failed run: numpy's run-time errors as a frame under the
+    /// operation that raised them.
+    fn exec_error(&self, err: ExecError) -> Error {
+        match err {
+            ExecError::Cancelled => Error::Cancelled,
+            ExecError::Check(check) => Error::evaluation(
+                self.source,
+                Diagnostic::error(
+                    check.code,
+                    check.message,
+                    Label::new(check.range, "raised here for these input values"),
+                ),
+            ),
+            other => Error::Usage(other.to_string()),
+        }
     }
 
     /// The output header for data of `dtype`: a fresh one like nilearn's `new_img_like` (the
@@ -638,27 +700,44 @@ fn narrow_int64(dtype: DType, data: Vec<u8>) -> (DType, Vec<u8>) {
     (DType::I32, narrowed)
 }
 
-/// Element `idx` of native-order `data` of `dtype`, as f64.
-fn value_f64(data: &[u8], dtype: DType, idx: usize) -> f64 {
-    let size = dtype.size();
-    let Some(bytes) = data.get(idx * size..(idx + 1) * size) else {
-        return f64::NAN;
-    };
-    let mut b8 = [0u8; 8];
-    b8[..size].copy_from_slice(bytes);
-    match dtype {
-        DType::Bool | DType::U8 => f64::from(bytes[0]),
-        DType::I8 => f64::from(bytes[0] as i8),
-        DType::U16 => f64::from(u16::from_ne_bytes([bytes[0], bytes[1]])),
-        DType::I16 => f64::from(i16::from_ne_bytes([bytes[0], bytes[1]])),
-        DType::U32 => f64::from(u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])),
-        DType::I32 => f64::from(i32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])),
-        DType::F32 | DType::F16 => {
-            f64::from(f32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+/// Native-order result data as a [`RawView`], to read elements with its conversions.
+fn native_view<'a>(bytes: &'a [u8], dtype: DType, shape: &'a [usize]) -> RawView<'a> {
+    RawView {
+        bytes,
+        dtype,
+        byte_order: ByteOrder::native(),
+        shape,
+    }
+}
+
+/// [`native_range`] of data that arrive in chunks, with the same result as over the whole
+/// data: NaN for both bounds if any element is NaN (numpy's `np.min`/`np.max`, which nilearn
+/// uses for `cal_min`/`cal_max`), `(0, 0)` for no data. The chunks are folded in order with
+/// the same `min`/`max` as `native_range`'s own fold, so even the sign of a zero bound agrees.
+struct RangeOfChunks {
+    dtype: DType,
+    range: Option<(f64, f64)>,
+}
+
+impl RangeOfChunks {
+    fn new(dtype: DType) -> RangeOfChunks {
+        RangeOfChunks { dtype, range: None }
+    }
+
+    fn add(&mut self, chunk: &[u8]) {
+        if chunk.is_empty() {
+            return;
         }
-        DType::U64 => u64::from_ne_bytes(b8) as f64,
-        DType::I64 => i64::from_ne_bytes(b8) as f64,
-        DType::F64 => f64::from_ne_bytes(b8),
+        let (min, max) = native_range(chunk, self.dtype);
+        self.range = Some(match self.range {
+            None => (min, max),
+            Some((lo, _)) if lo.is_nan() || min.is_nan() => (f64::NAN, f64::NAN),
+            Some((lo, hi)) => (lo.min(min), hi.max(max)),
+        });
+    }
+
+    fn finish(self) -> (f64, f64) {
+        self.range.unwrap_or((0.0, 0.0))
     }
 }
 
@@ -777,6 +856,153 @@ mod tests {
             .expect("a valid header");
         let data: Vec<u8> = values.iter().flat_map(|v| v.to_ne_bytes()).collect();
         Image::from_memory(label, header, &data).expect("an in-memory image")
+    }
+
+    /// A directory of its own under the system temp dir, removed when dropped.
+    struct ScratchDir(std::path::PathBuf);
+
+    impl ScratchDir {
+        fn new(name: &str) -> ScratchDir {
+            let dir =
+                std::env::temp_dir().join(format!("voxcalc-facade-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("a scratch directory");
+            ScratchDir(dir)
+        }
+    }
+
+    impl Drop for ScratchDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn same_f64(a: f64, b: f64) -> bool {
+        a == b || (a.is_nan() && b.is_nan())
+    }
+
+    /// A streamed file holds exactly what the in-memory evaluation computes, with the same
+    /// header (dtype, shape, calibration range with its NaN rule), in every output format;
+    /// a 0-d result reports its value; an int64 result is still narrowed to int32.
+    #[test]
+    fn streamed_files_hold_the_in_memory_result() {
+        let dir = ScratchDir::new("streamed");
+        let values: Vec<i16> = (0..1000).map(|i| ((i * 37) % 211) as i16 - 60).collect();
+        let a = image("a", &values);
+        let b = image("b", &values.iter().map(|v| v / 3).collect::<Vec<_>>());
+        let cases: &[(&str, Option<&str>, DType)] = &[
+            ("a * 2.5 - b", Some("a"), DType::F64),
+            ("a * 2.5 - b", None, DType::F64),
+            ("np.log(a)", Some("b"), DType::F32),
+            ("a > b", Some("a"), DType::U8),
+            ("np.mean(a, keepdims=True) + b", Some("a"), DType::F64),
+            ("a.astype('int64') * 3 + b", Some("a"), DType::I32),
+            ("a.astype('int64') * 3 + b", None, DType::I32),
+            ("np.mean(a) + np.max(b)", None, DType::F64),
+        ];
+        for &(formula, copy_from, dtype) in cases {
+            let specs = [InputSpec::of("a", &a), InputSpec::of("b", &b)];
+            let compiled = Formula::compile(formula, &specs).expect(formula);
+            let options = EvalOptions {
+                copy_header_from: copy_from.map(str::to_string),
+                threads: Some(2),
+                ..EvalOptions::default()
+            };
+            let images = [("a", &a), ("b", &b)];
+            let want = compiled
+                .eval(&images, &options, &NoProgress)
+                .expect(formula);
+            assert_eq!(want.dtype(), dtype, "{formula}");
+            for name in ["out.nii", "out.nii.gz", "out.hdr", "out.img.gz"] {
+                let case = format!("{formula} (copy_header_from {copy_from:?}) -> {name}");
+                let path = dir.0.join(name);
+                let written = compiled
+                    .eval_to_file(&images, &path, &options, &NoProgress)
+                    .expect(&case);
+                assert_eq!(written.dtype, dtype, "{case}");
+                match want.scalar() {
+                    Some(value) => assert!(
+                        written.scalar.is_some_and(|v| same_f64(v, value)),
+                        "{case}: {:?} vs {value}",
+                        written.scalar
+                    ),
+                    None => assert_eq!(written.scalar, None, "{case}"),
+                }
+                let got = Image::load(&path).expect(&case);
+                assert!(got.raw().bytes == want.data.as_slice(), "{case}");
+                assert_eq!(got.shape(), want.shape(), "{case}");
+                assert_eq!(got.header().dtype(), Some(dtype), "{case}");
+                for (read, computed) in [
+                    (got.header().cal_min, want.header.cal_min),
+                    (got.header().cal_max, want.header.cal_max),
+                ] {
+                    assert!(
+                        same_f64(read, f64::from(computed as f32)),
+                        "{case}: cal {read} vs {computed}"
+                    );
+                }
+                if copy_from.is_some() && formula.starts_with("np.log") {
+                    assert!(got.header().cal_min.is_nan(), "{case}: log of negatives");
+                }
+                let (cal_min, cal_max) = (got.header().cal_min, got.header().cal_max);
+                if copy_from.is_some() {
+                    assert!(
+                        cal_min.is_nan() || cal_min < cal_max,
+                        "{case}: cal range set"
+                    );
+                } else {
+                    assert_eq!((cal_min, cal_max), (0.0, 0.0), "{case}");
+                }
+            }
+        }
+    }
+
+    /// The calibration range folded over chunks equals `native_range` over the whole data,
+    /// bit for bit, wherever the data are cut.
+    #[test]
+    fn the_range_of_chunks_is_the_range_of_the_whole() {
+        let f64s =
+            |values: &[f64]| -> Vec<u8> { values.iter().flat_map(|v| v.to_ne_bytes()).collect() };
+        let cases: Vec<(DType, Vec<u8>)> = vec![
+            (DType::F64, f64s(&[3.0, -0.0, 0.0, 7.5, -2.0, 0.0, -0.0])),
+            (DType::F64, f64s(&[0.0, -0.0, 0.0])),
+            (DType::F64, f64s(&[-0.0, 0.0, -0.0])),
+            (DType::F64, f64s(&[1.0, f64::NAN, -4.0, f64::INFINITY])),
+            (DType::F64, f64s(&[f64::NEG_INFINITY, 2.0, 5.0, f64::NAN])),
+            (
+                DType::F32,
+                [1.5f32, -3.25, f32::NAN, 0.0]
+                    .iter()
+                    .flat_map(|v| v.to_ne_bytes())
+                    .collect(),
+            ),
+            (
+                DType::I64,
+                [i64::MIN, 5, i64::MAX, -1]
+                    .iter()
+                    .flat_map(|v| v.to_ne_bytes())
+                    .collect(),
+            ),
+            (DType::U8, vec![200, 3, 255, 0, 17]),
+            (DType::I16, Vec::new()),
+        ];
+        for (dtype, data) in cases {
+            let (want_min, want_max) = native_range(&data, dtype);
+            let n = data.len() / dtype.size();
+            for chunk_elems in 1..=n.max(1) {
+                let mut range = RangeOfChunks::new(dtype);
+                for chunk in data.chunks(chunk_elems * dtype.size()) {
+                    range.add(chunk);
+                }
+                let (min, max) = range.finish();
+                let case = format!("{dtype} {data:?} in chunks of {chunk_elems}");
+                assert_eq!(min.to_bits(), want_min.to_bits(), "{case}: min {min}");
+                assert_eq!(max.to_bits(), want_max.to_bits(), "{case}: max {max}");
+            }
+        }
+        let mut empty = RangeOfChunks::new(DType::F32);
+        empty.add(&[]);
+        assert_eq!(empty.finish(), (0.0, 0.0));
     }
 
     /// numpy's run-time errors come back as `Error::Evaluation`, drawn as a caret frame under

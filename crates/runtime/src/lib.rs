@@ -10,8 +10,14 @@
 //! After each stage, the plan's run-time checks on it are evaluated: a failed check (numpy's
 //! error for these values, e.g. an integer power with a negative exponent) stops the run with
 //! [`ExecError::Check`] before any later stage.
-//! The last stage writes straight into the caller's buffer (for files: the output mapping), so
-//! the result is never copied.
+//! Every stage checks [`Progress::cancelled`] before it starts and between blocks, so a
+//! cancelled run stops within one block of work whichever stage it is in.
+//!
+//! The output stage either writes straight into the caller's buffer ([`run`]), or, with
+//! [`run_streaming`], is computed window by window (a window is many blocks of contiguous
+//! output voxels, computed in parallel) into a reused buffer handed to a sink in order, so a
+//! large result (e.g. a 4-D z-score) never has to be held in memory whole. While the sink
+//! consumes one window the next is being computed into a second buffer.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -27,7 +33,15 @@ pub struct RunOptions {
     pub threads: Option<usize>,
     /// Voxels per block; `None` picks a size from the stage's work (see [`block_voxels`]).
     pub block_voxels: Option<usize>,
+    /// Output bytes per window of [`run_streaming`] (rounded to whole blocks); `None` uses
+    /// [`DEFAULT_WINDOW_BYTES`]. Two windows are held at a time.
+    pub window_bytes: Option<usize>,
 }
+
+/// The default window of [`run_streaming`]: large enough that the per-window hand-over costs
+/// nothing measurable and every thread gets many blocks, small enough that two windows are a
+/// small fraction of a large result.
+pub const DEFAULT_WINDOW_BYTES: usize = 32 << 20;
 
 /// Receives progress reports from worker threads and may ask the run to stop.
 pub trait Progress: Sync {
@@ -74,6 +88,39 @@ impl std::fmt::Display for ExecError {
 
 impl std::error::Error for ExecError {}
 
+/// Why a streamed run stopped: the run itself, or the sink the output went to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamError<E> {
+    /// The run failed or was cancelled (see [`ExecError`]).
+    Exec(ExecError),
+    /// The sink returned this error; no later window was handed to it.
+    Sink(E),
+}
+
+impl<E: std::fmt::Display> std::fmt::Display for StreamError<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StreamError::Exec(err) => write!(f, "{err}"),
+            StreamError::Sink(err) => write!(f, "{err}"),
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for StreamError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StreamError::Exec(err) => Some(err),
+            StreamError::Sink(err) => Some(err),
+        }
+    }
+}
+
+impl<E> From<ExecError> for StreamError<E> {
+    fn from(err: ExecError) -> StreamError<E> {
+        StreamError::Exec(err)
+    }
+}
+
 impl From<RunError> for ExecError {
     fn from(err: RunError) -> ExecError {
         ExecError::Run(err)
@@ -100,31 +147,91 @@ pub fn run(
     options: &RunOptions,
     progress: &dyn Progress,
 ) -> Result<(), ExecError> {
+    let pool = thread_pool(options)?;
+    let threads = pool.current_num_threads();
+    pool.install(|| {
+        let outputs = run_earlier_stages(plan, images, options, threads, progress)?;
+        let output = OutputStage::new(plan, images, &outputs, options, threads)?;
+        let total = output.n_voxels;
+        let want = total.saturating_mul(output.elem_size as u64);
+        if out.len() as u64 != want {
+            return Err(ExecError::Run(RunError(format!(
+                "the output stage of {total} voxels needs a buffer of {want} bytes, got {}",
+                out.len()
+            ))));
+        }
+        run_blocks(
+            output.kernel,
+            &output.args(),
+            out,
+            Blocks {
+                first_voxel: 0,
+                block: output.block,
+            },
+            progress,
+            Some(total),
+        )
+    })
+}
+
+/// Runs every stage of `plan` like [`run`], but hands the output stage's result to `sink` in
+/// order, window by window (chunks of whole elements: dense, Fortran order, native byte order,
+/// the stage's dtype; every chunk but the last holds a full window). At most two windows are
+/// held at a time: the sink consumes one while the next is computed on the thread pool. The
+/// bytes the sink receives, concatenated, are exactly what [`run`] writes into its buffer, for
+/// any thread count, block size and window size.
+///
+/// The sink runs on one of the pool's threads, so a sink that itself uses rayon (e.g. parallel
+/// compression) shares the run's threads.
+pub fn run_streaming<E: Send>(
+    plan: &CompiledPlan,
+    images: &[InputBuf<'_>],
+    sink: &mut (dyn FnMut(&[u8]) -> Result<(), E> + Send),
+    options: &RunOptions,
+    progress: &dyn Progress,
+) -> Result<(), StreamError<E>> {
+    let pool = thread_pool(options)?;
+    let threads = pool.current_num_threads();
+    pool.install(|| {
+        let outputs = run_earlier_stages(plan, images, options, threads, progress)?;
+        let output = OutputStage::new(plan, images, &outputs, options, threads)?;
+        stream_windows(&output, sink, options, progress)
+    })
+}
+
+fn thread_pool(options: &RunOptions) -> Result<rayon::ThreadPool, ExecError> {
     let mut builder = rayon::ThreadPoolBuilder::new();
     if let Some(n) = options.threads {
         builder = builder.num_threads(n.max(1));
     }
-    let pool = builder
+    builder
         .build()
-        .map_err(|e| ExecError::Threads(e.to_string()))?;
-    let threads = pool.current_num_threads();
-    pool.install(|| run_stages(plan, images, out, options, threads, progress))
+        .map_err(|e| ExecError::Threads(e.to_string()))
 }
 
-fn run_stages(
+/// Runs every stage but the output stage, in order, and returns their results (indexed by
+/// stage). Cancellation is checked before each stage and between blocks.
+fn run_earlier_stages(
     plan: &CompiledPlan,
     images: &[InputBuf<'_>],
-    out: &mut [u8],
     options: &RunOptions,
     threads: usize,
     progress: &dyn Progress,
-) -> Result<(), ExecError> {
+) -> Result<Vec<Vec<u8>>, ExecError> {
     let stages = &plan.plan().stages;
     let kernels = plan.kernels();
-    let last = stages.len().saturating_sub(1);
+    if stages.is_empty() {
+        return Err(ExecError::Run(RunError(
+            "the plan has no stages".to_string(),
+        )));
+    }
+    let last = stages.len() - 1;
     let mut outputs: Vec<Vec<u8>> = Vec::with_capacity(stages.len());
     let mut stage_idx = 0;
-    while stage_idx < stages.len() {
+    while stage_idx < last {
+        if progress.cancelled() {
+            return Err(ExecError::Cancelled);
+        }
         // Consecutive scalar stages that do not read each other (e.g. the parts of a split
         // global reduction) run at the same time, one thread each.
         let wave = scalar_wave(plan, stage_idx, last);
@@ -138,7 +245,11 @@ fn run_stages(
                         uniforms: &uniforms,
                     };
                     let mut own = vec![0u8; stages[s].dtype().size()];
-                    run_blocks(&kernels[s], &args, &mut own, 1, None)?;
+                    let blocks = Blocks {
+                        first_voxel: 0,
+                        block: 1,
+                    };
+                    run_blocks(&kernels[s], &args, &mut own, blocks, progress, None)?;
                     Ok(own)
                 })
                 .collect();
@@ -152,7 +263,6 @@ fn run_stages(
             stage_idx += wave;
             continue;
         }
-        let stage = &stages[stage_idx];
         let (inputs, uniforms) = stage_args(plan, stage_idx, images, &outputs)?;
         let args = RunArgs {
             inputs: &inputs,
@@ -160,28 +270,132 @@ fn run_stages(
         };
         let kernel = &kernels[stage_idx];
         let n_voxels = kernel.kernel().n_voxels();
-        let elem_size = stage.dtype().size();
-        let work = kernel
-            .kernel()
-            .loops
-            .iter()
-            .map(|l| l.len.max(1))
-            .fold(1u64, |acc, len| acc.saturating_mul(len));
-        let block = options
-            .block_voxels
-            .unwrap_or_else(|| block_voxels(n_voxels, work, threads))
-            .max(1);
-        if stage_idx == last {
-            run_blocks(kernel, &args, out, block, Some(progress))?;
-            return Ok(());
-        }
+        let elem_size = stages[stage_idx].dtype().size();
+        let blocks = Blocks {
+            first_voxel: 0,
+            block: stage_block(kernel, options, threads),
+        };
         let mut own = vec![0u8; n_voxels as usize * elem_size];
-        run_blocks(kernel, &args, &mut own, block, None)?;
+        run_blocks(kernel, &args, &mut own, blocks, progress, None)?;
         if let Some(err) = plan.plan().failed_check(stage_idx, &own) {
             return Err(ExecError::Check(err.clone()));
         }
         outputs.push(own);
         stage_idx += 1;
+    }
+    if progress.cancelled() {
+        return Err(ExecError::Cancelled);
+    }
+    Ok(outputs)
+}
+
+/// The voxels per block of a stage: the caller's choice or [`block_voxels`] for its work.
+fn stage_block(kernel: &CompiledKernel, options: &RunOptions, threads: usize) -> usize {
+    let work = kernel
+        .kernel()
+        .loops
+        .iter()
+        .map(|l| l.len.max(1))
+        .fold(1u64, |acc, len| acc.saturating_mul(len));
+    options
+        .block_voxels
+        .unwrap_or_else(|| block_voxels(kernel.kernel().n_voxels(), work, threads))
+        .max(1)
+}
+
+/// The output stage, ready to run: its kernel, arguments and block size.
+struct OutputStage<'a> {
+    kernel: &'a CompiledKernel,
+    inputs: Vec<InputBuf<'a>>,
+    uniforms: Vec<u64>,
+    n_voxels: u64,
+    elem_size: usize,
+    block: usize,
+}
+
+impl<'a> OutputStage<'a> {
+    fn new(
+        plan: &'a CompiledPlan,
+        images: &[InputBuf<'a>],
+        outputs: &'a [Vec<u8>],
+        options: &RunOptions,
+        threads: usize,
+    ) -> Result<OutputStage<'a>, ExecError> {
+        let last = plan.plan().stages.len() - 1;
+        let kernel = &plan.kernels()[last];
+        let (inputs, uniforms) = stage_args(plan, last, images, outputs)?;
+        Ok(OutputStage {
+            kernel,
+            inputs,
+            uniforms,
+            n_voxels: kernel.kernel().n_voxels(),
+            elem_size: plan.plan().stages[last].dtype().size(),
+            block: stage_block(kernel, options, threads),
+        })
+    }
+
+    fn args(&self) -> RunArgs<'_> {
+        RunArgs {
+            inputs: &self.inputs,
+            uniforms: &self.uniforms,
+        }
+    }
+}
+
+/// Computes the output stage window by window into two reused buffers, handing each finished
+/// window to `sink` while the next one is computed.
+fn stream_windows<E: Send>(
+    output: &OutputStage<'_>,
+    sink: &mut (dyn FnMut(&[u8]) -> Result<(), E> + Send),
+    options: &RunOptions,
+    progress: &dyn Progress,
+) -> Result<(), StreamError<E>> {
+    let n_voxels = output.n_voxels;
+    if n_voxels == 0 {
+        return Ok(());
+    }
+    let window_bytes = options.window_bytes.unwrap_or(DEFAULT_WINDOW_BYTES);
+    // Whole blocks per window, at least one.
+    let blocks_per_window = (window_bytes / (output.block * output.elem_size)).max(1) as u64;
+    let window_voxels = (blocks_per_window * output.block as u64).min(n_voxels);
+    let n_windows = n_voxels.div_ceil(window_voxels);
+    let window_len = |window_idx: u64| {
+        let start = window_idx * window_voxels;
+        ((n_voxels - start).min(window_voxels) as usize) * output.elem_size
+    };
+    let args = output.args();
+    let compute = |window_idx: u64, buffer: &mut [u8]| {
+        let blocks = Blocks {
+            first_voxel: window_idx * window_voxels,
+            block: output.block,
+        };
+        run_blocks(
+            output.kernel,
+            &args,
+            &mut buffer[..window_len(window_idx)],
+            blocks,
+            progress,
+            Some(n_voxels),
+        )
+    };
+    let buffer_len = window_voxels as usize * output.elem_size;
+    let mut current = vec![0u8; buffer_len];
+    let mut next = if n_windows > 1 {
+        vec![0u8; buffer_len]
+    } else {
+        Vec::new()
+    };
+    compute(0, &mut current)?;
+    for window_idx in 0..n_windows {
+        let ready = &current[..window_len(window_idx)];
+        if window_idx + 1 == n_windows {
+            sink(ready).map_err(StreamError::Sink)?;
+            break;
+        }
+        let (sunk, computed) = rayon::join(|| sink(ready), || compute(window_idx + 1, &mut next));
+        sunk.map_err(StreamError::Sink)?;
+        computed?;
+        std::mem::swap(&mut current, &mut next);
     }
     Ok(())
 }
@@ -219,6 +433,13 @@ fn stage_args<'a>(
 ) -> Result<(Vec<InputBuf<'a>>, Vec<u64>), ExecError> {
     let stages = &plan.plan().stages;
     let stage = &stages[stage_idx];
+    let earlier = |s: usize| {
+        outputs.get(s).ok_or_else(|| {
+            RunError(format!(
+                "stage {stage_idx} reads stage {s}, which has not run"
+            ))
+        })
+    };
     let mut inputs = Vec::with_capacity(stage.inputs.len());
     for src in &stage.inputs {
         inputs.push(match *src {
@@ -226,7 +447,7 @@ fn stage_args<'a>(
                 .get(n)
                 .ok_or_else(|| RunError(format!("image #{n} was not given")))?,
             StageInput::Stage(s) => InputBuf {
-                bytes: &outputs[s],
+                bytes: earlier(s)?,
                 base: 0,
             },
             StageInput::Table(t) => InputBuf {
@@ -235,48 +456,66 @@ fn stage_args<'a>(
             },
         });
     }
-    let uniforms: Vec<u64> = stage
+    let uniforms = stage
         .uniforms
         .iter()
-        .map(|&s| Scalar::from_le_bytes(stages[s].dtype(), &outputs[s]).to_bits())
-        .collect();
+        .map(|&s| Ok(Scalar::from_le_bytes(stages[s].dtype(), earlier(s)?).to_bits()))
+        .collect::<Result<Vec<u64>, RunError>>()?;
     Ok((inputs, uniforms))
 }
 
-/// Computes a kernel's whole domain into `dest` in blocks of `block` voxels on the current
-/// thread pool. Progress is reported (and cancellation honoured) when `progress` is given.
+/// Where a buffer lies in a kernel's domain and how it is cut into blocks.
+#[derive(Clone, Copy, Debug)]
+struct Blocks {
+    /// The domain index of the buffer's first voxel.
+    first_voxel: u64,
+    /// Voxels per block (the last block may be shorter).
+    block: usize,
+}
+
+/// Computes the voxels `blocks.first_voxel..` of a kernel's domain that `dest` holds, in blocks
+/// on the current thread pool. Cancellation is checked before every block; progress is
+/// reported against `report_total` when it is given (the output stage).
 fn run_blocks(
     kernel: &CompiledKernel,
     args: &RunArgs<'_>,
     dest: &mut [u8],
-    block: usize,
-    progress: Option<&dyn Progress>,
+    blocks: Blocks,
+    progress: &dyn Progress,
+    report_total: Option<u64>,
 ) -> Result<(), ExecError> {
     let n_voxels = kernel.kernel().n_voxels();
     let elem_size = kernel.kernel().output_dtype().size();
-    if dest.len() as u64 != n_voxels * elem_size as u64 {
+    let dest_voxels = (dest.len() / elem_size) as u64;
+    if !dest.len().is_multiple_of(elem_size)
+        || blocks
+            .first_voxel
+            .checked_add(dest_voxels)
+            .is_none_or(|end| end > n_voxels)
+    {
         return Err(ExecError::Run(RunError(format!(
-            "a stage of {n_voxels} voxels needs an output of {} bytes, got {}",
-            n_voxels * elem_size as u64,
-            dest.len()
+            "a stage of {n_voxels} voxels cannot write {} bytes from voxel {}",
+            dest.len(),
+            blocks.first_voxel
         ))));
     }
     if dest.is_empty() {
         return Ok(());
     }
+    let block = blocks.block.max(1);
     let stop = AtomicBool::new(false);
     dest.par_chunks_mut(block * elem_size)
         .enumerate()
         .try_for_each(|(block_idx, chunk)| {
-            if stop.load(Ordering::Relaxed) || progress.is_some_and(|p| p.cancelled()) {
+            if stop.load(Ordering::Relaxed) || progress.cancelled() {
                 stop.store(true, Ordering::Relaxed);
                 return Err(ExecError::Cancelled);
             }
-            let start = (block_idx * block) as u64;
+            let start = blocks.first_voxel + (block_idx * block) as u64;
             let end = start + (chunk.len() / elem_size) as u64;
             kernel.run(args, chunk, start, end)?;
-            if let Some(p) = progress {
-                p.advance(end - start, n_voxels);
+            if let Some(total) = report_total {
+                progress.advance(end - start, total);
             }
             Ok(())
         })

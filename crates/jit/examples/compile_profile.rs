@@ -20,6 +20,37 @@ fn main() {
         ("img2", DType::F32, vec![256, 256, 256]),
         ("bold", DType::I16, vec![91, 109, 91, 200]),
     ];
+    let plan_of = |text: &str| {
+        let parsed = voxcalc_syntax::parse(text);
+        let mut env = Env::new();
+        for (name, dtype, shape) in &images {
+            env.bind(*name, *dtype, shape.clone());
+        }
+        let tree = voxcalc_check::check(&parsed.expr, &env).expect("the formula checks");
+        let layouts: Vec<ImageLayout> = images
+            .iter()
+            .map(|(_, _, s)| ImageLayout::fortran(s, ByteOrder::Native))
+            .collect();
+        plan(&tree, &layouts).expect("the formula plans")
+    };
+    if std::env::var_os("WARM").is_some() {
+        let t = Instant::now();
+        voxcalc_jit::warm_up();
+        println!("warm_up: {:.3} ms", t.elapsed().as_secs_f64() * 1e3);
+    }
+    let trivial = plan_of("img1 + img1");
+    let t = Instant::now();
+    drop(compile_plan(&trivial, CompileOptions::default()).expect("compiles"));
+    println!(
+        "first compilation of img1 + img1: {:.3} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    let t = Instant::now();
+    drop(compile_plan(&trivial, CompileOptions::default()).expect("compiles"));
+    println!(
+        "second compilation of img1 + img1: {:.3} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
     let parsed = voxcalc_syntax::parse(&text);
     let mut env = Env::new();
     for (name, dtype, shape) in &images {
@@ -31,6 +62,10 @@ fn main() {
         .map(|(_, _, s)| ImageLayout::fortran(s, ByteOrder::Native))
         .collect();
     let p = plan(&tree, &layouts).expect("the formula plans");
+    if std::env::var_os("EXPLAIN").is_some() {
+        let c = compile_plan(&p, CompileOptions { keep_clif: true }).expect("compiles");
+        println!("{}", c.explain());
+    }
     let t = Instant::now();
     drop(compile_plan(&p, CompileOptions::default()).expect("compiles"));
     println!(

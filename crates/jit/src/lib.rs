@@ -13,7 +13,7 @@ mod helpers;
 mod vector;
 
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use cranelift_codegen::ir::{types, AbiParam, UserFuncName};
 use cranelift_codegen::isa::OwnedTargetIsa;
@@ -21,7 +21,7 @@ use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::{default_libcall_names, Linkage, Module};
+use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
 use voxcalc_ir::plan::{ExecuteError, Plan};
 use voxcalc_ir::{check_run, InputBuf, Kernel, RunArgs, RunError};
 
@@ -59,7 +59,7 @@ type KernelFn = unsafe extern "C" fn(*const RawArgs, u64, u64);
 /// Voxels computed side by side by kernels with reductions.
 const REDUCTION_LANES: usize = 4;
 
-/// The JIT module that owns a kernel's code pages.
+/// The JIT module that owns the code pages of a kernel, or of every kernel of a plan.
 struct ModuleOwner(Option<JITModule>);
 
 // SAFETY: the module is only used by the thread that compiles it, before the `CompiledKernel`
@@ -73,9 +73,11 @@ unsafe impl Sync for ModuleOwner {}
 impl Drop for ModuleOwner {
     fn drop(&mut self) {
         if let Some(module) = self.0.take() {
-            // SAFETY: the only pointer into this module's code is `CompiledKernel::func`, owned
-            // by the same `CompiledKernel` that is being dropped; `run` borrows the kernel, so
-            // no call can be executing and none can start after this point.
+            // SAFETY: the only pointers into this module's code are the `func` fields of the
+            // `CompiledKernel`s sharing this owner through an `Arc`, so the owner is dropped
+            // only with the last of them (or, on a compilation error, before any exists);
+            // `run` borrows its kernel, so no call can be executing and none can start after
+            // this point.
             unsafe { module.free_memory() };
         }
     }
@@ -87,8 +89,9 @@ pub struct CompiledKernel {
     func: KernelFn,
     clif: Option<String>,
     scratch_bytes: usize,
-    // Declared last so the code is freed after everything else is dropped.
-    _module: ModuleOwner,
+    // Declared last so the code is freed after everything else is dropped. The kernels of one
+    // plan share one module (one code allocation, one finalisation).
+    _module: Arc<ModuleOwner>,
 }
 
 impl fmt::Debug for CompiledKernel {
@@ -125,6 +128,23 @@ fn isa() -> Result<OwnedTargetIsa, JitError> {
     .map_err(JitError)
 }
 
+/// Prepares the process for fast compilations: builds the host ISA and compiles (then frees)
+/// a small vector kernel, so that Cranelift's code and tables are paged in and its lazily
+/// built state exists. Callers that know a formula is coming (a CLI that is still opening its
+/// images) can run this on another thread; it is never needed for correctness.
+pub fn warm_up() {
+    let mut b = voxcalc_ir::KernelBuilder::new(vec![64]);
+    let input = b.input(voxcalc_types::DType::I16, voxcalc_ir::ByteOrder::Native);
+    let view = b.view(input, 0, vec![1], vec![]);
+    let x = b.load(view);
+    let x = b.cast(x, voxcalc_types::DType::F32);
+    let x = b.unary(voxcalc_ir::UnaryOp::Math(voxcalc_ir::MathFn::Log), x);
+    if let Ok(kernel) = b.finish(x) {
+        // A failure here would show again, with its message, at the real compilation.
+        let _ = compile(&kernel, CompileOptions::default());
+    }
+}
+
 /// Byte offsets and strides are computed in 64-bit arithmetic by the generated code; refuse
 /// kernels whose views could overflow it (no real image comes near: 2^47 bytes).
 fn check_offsets(kernel: &Kernel) -> Result<(), JitError> {
@@ -155,22 +175,30 @@ fn check_offsets(kernel: &Kernel) -> Result<(), JitError> {
 
 /// Compiles a kernel. The kernel is validated first; an invalid kernel is an error, not a panic.
 pub fn compile(kernel: &Kernel, options: CompileOptions) -> Result<CompiledKernel, JitError> {
-    kernel.validate().map_err(|e| JitError(e.to_string()))?;
-    check_offsets(kernel)?;
+    let mut kernels = compile_all(&[kernel], options)?;
+    kernels
+        .pop()
+        .ok_or_else(|| JitError("no kernel compiled".into()))
+}
+
+/// A kernel translated into a module, not yet finalised.
+struct Defined {
+    id: FuncId,
+    lanes: usize,
+    clif: Option<String>,
+}
+
+/// Compiles several kernels into one JIT module: one module creation and one finalisation
+/// (with its page-protection calls) for a whole plan instead of one per stage.
+fn compile_all(
+    kernels: &[&Kernel],
+    options: CompileOptions,
+) -> Result<Vec<CompiledKernel>, JitError> {
+    for kernel in kernels {
+        kernel.validate().map_err(|e| JitError(e.to_string()))?;
+        check_offsets(kernel)?;
+    }
     let isa = isa()?;
-    // Kernels with reductions compute several voxels side by side: their sequential
-    // accumulations are long dependency chains that otherwise leave the pipeline idle.
-    let has_reduction = kernel
-        .insts
-        .iter()
-        .any(|i| matches!(i.kind, voxcalc_ir::InstKind::Reduce(_)));
-    // A domain smaller than the lanes (a global reduction's single voxel) would only repeat
-    // its voxels.
-    let lanes = if has_reduction {
-        REDUCTION_LANES.min(kernel.n_voxels().max(1) as usize)
-    } else {
-        1
-    };
     let helper_sigs = helpers::table();
     let mut jit_builder = JITBuilder::with_isa(isa.clone(), default_libcall_names());
     // Helpers resolve through the static table (registering ~80 symbols per compilation
@@ -178,43 +206,77 @@ pub fn compile(kernel: &Kernel, options: CompileOptions) -> Result<CompiledKerne
     jit_builder.symbol_lookup_fn(Box::new(|name| {
         helpers::table().get(name).map(|h| h.addr as *const u8)
     }));
-    let mut module = JITModule::new(jit_builder);
+    // The module owns its code from here on, so an error below frees what was allocated.
+    let mut owner = ModuleOwner(Some(JITModule::new(jit_builder)));
+    let module = owner.0.as_mut().expect("just created");
     let mut ctx = Context::new();
-    let ptr = types::I64;
-    ctx.func.signature.call_conv = isa.default_call_conv();
-    ctx.func.signature.params.push(AbiParam::new(ptr));
-    ctx.func.signature.params.push(AbiParam::new(types::I64));
-    ctx.func.signature.params.push(AbiParam::new(types::I64));
-    ctx.func.name = UserFuncName::user(0, 0);
     let mut fb_ctx = FunctionBuilderContext::new();
-    {
-        let builder = FunctionBuilder::new(&mut ctx.func, &mut fb_ctx);
-        codegen::Translator::new(kernel, builder, &mut module, helper_sigs, lanes).translate()?;
+    let mut defined = Vec::with_capacity(kernels.len());
+    for (i, kernel) in kernels.iter().enumerate() {
+        // Kernels with reductions compute several voxels side by side: their sequential
+        // accumulations are long dependency chains that otherwise leave the pipeline idle.
+        let has_reduction = kernel
+            .insts
+            .iter()
+            .any(|i| matches!(i.kind, voxcalc_ir::InstKind::Reduce(_)));
+        // A domain smaller than the lanes (a global reduction's single voxel) would only
+        // repeat its voxels.
+        let lanes = if has_reduction {
+            REDUCTION_LANES.min(kernel.n_voxels().max(1) as usize)
+        } else {
+            1
+        };
+        let ptr = types::I64;
+        ctx.func.signature.call_conv = isa.default_call_conv();
+        ctx.func.signature.params.push(AbiParam::new(ptr));
+        ctx.func.signature.params.push(AbiParam::new(types::I64));
+        ctx.func.signature.params.push(AbiParam::new(types::I64));
+        ctx.func.name = UserFuncName::user(0, i as u32);
+        {
+            let builder = FunctionBuilder::new(&mut ctx.func, &mut fb_ctx);
+            codegen::Translator::new(kernel, builder, module, helper_sigs, lanes).translate()?;
+        }
+        let id = module
+            .declare_function(
+                &format!("voxcalc_kernel{i}"),
+                Linkage::Local,
+                &ctx.func.signature,
+            )
+            .map_err(|e| JitError(e.to_string()))?;
+        module
+            .define_function(id, &mut ctx)
+            .map_err(|e| JitError(format!("{e:?}")))?;
+        let clif = options.keep_clif.then(|| ctx.func.display().to_string());
+        module.clear_context(&mut ctx);
+        defined.push(Defined { id, lanes, clif });
     }
-    let id = module
-        .declare_function("voxcalc_kernel", Linkage::Local, &ctx.func.signature)
-        .map_err(|e| JitError(e.to_string()))?;
-    module
-        .define_function(id, &mut ctx)
-        .map_err(|e| JitError(format!("{e:?}")))?;
-    let clif = options.keep_clif.then(|| ctx.func.display().to_string());
-    module.clear_context(&mut ctx);
     module
         .finalize_definitions()
         .map_err(|e| JitError(e.to_string()))?;
-    let code = module.get_finalized_function(id);
-    // SAFETY: `code` is the finalised entry of the function just defined with the signature
-    // (i64, i64, i64) -> () in the ISA's default (System V / C) calling convention, which is
-    // the ABI of `KernelFn`. It stays valid while `module` lives, which the returned
-    // `CompiledKernel` guarantees by owning both.
-    let func = unsafe { std::mem::transmute::<*const u8, KernelFn>(code) };
-    Ok(CompiledKernel {
-        kernel: kernel.clone(),
-        func,
-        clif,
-        scratch_bytes: kernel.scratch_bytes() * lanes,
-        _module: ModuleOwner(Some(module)),
-    })
+    let funcs: Vec<KernelFn> = defined
+        .iter()
+        .map(|d| {
+            let code = module.get_finalized_function(d.id);
+            // SAFETY: `code` is the finalised entry of a function just defined with the
+            // signature (i64, i64, i64) -> () in the ISA's default (System V / C) calling
+            // convention, which is the ABI of `KernelFn`. It stays valid while the module
+            // lives, which every returned `CompiledKernel` guarantees by sharing its owner.
+            unsafe { std::mem::transmute::<*const u8, KernelFn>(code) }
+        })
+        .collect();
+    let owner = Arc::new(owner);
+    Ok(kernels
+        .iter()
+        .zip(defined)
+        .zip(funcs)
+        .map(|((kernel, d), func)| CompiledKernel {
+            kernel: (*kernel).clone(),
+            func,
+            clif: d.clif,
+            scratch_bytes: kernel.scratch_bytes() * d.lanes,
+            _module: owner.clone(),
+        })
+        .collect())
 }
 
 impl CompiledKernel {
@@ -280,13 +342,10 @@ pub struct CompiledPlan {
     kernels: Vec<CompiledKernel>,
 }
 
-/// Compiles every stage of a plan (one JIT module per stage).
+/// Compiles every stage of a plan (one JIT module for all stages).
 pub fn compile_plan(plan: &Plan, options: CompileOptions) -> Result<CompiledPlan, JitError> {
-    let kernels = plan
-        .stages
-        .iter()
-        .map(|s| compile(&s.kernel, options))
-        .collect::<Result<Vec<_>, _>>()?;
+    let stages: Vec<&Kernel> = plan.stages.iter().map(|s| &s.kernel).collect();
+    let kernels = compile_all(&stages, options)?;
     Ok(CompiledPlan {
         plan: plan.clone(),
         kernels,

@@ -607,10 +607,26 @@ fn inflate_whole(
     // pages, any compaction) runs inline in the single-threaded inflate.
     map.par_chunks_mut(PREFAULT_CHUNK).for_each(touch_pages);
     crate::gz::inflate_exact(&compressed[start..end], &mut map[pad..]).ok()?;
-    if crc32fast::hash(&map[pad..]) != crc {
+    if parallel_crc32(&map[pad..]) != crc {
         return None;
     }
     Some((map, pad + prefix))
+}
+
+/// The CRC-32 of `bytes`, computed in chunks on all cores and combined.
+fn parallel_crc32(bytes: &[u8]) -> u32 {
+    bytes
+        .par_chunks(PREFAULT_CHUNK)
+        .map(|chunk| {
+            let mut hasher = crc32fast::Hasher::new();
+            hasher.update(chunk);
+            hasher
+        })
+        .reduce(crc32fast::Hasher::new, |mut left, right| {
+            left.combine(&right);
+            left
+        })
+        .finalize()
 }
 
 fn single_magic_required(header: &Header, path: &Path) -> Result<()> {
@@ -867,6 +883,19 @@ mod tests {
             out = encoder.finish().expect("in memory");
         }
         out
+    }
+
+    #[test]
+    fn the_parallel_crc_is_the_crc() {
+        let bytes: Vec<u8> = (0..3 * PREFAULT_CHUNK + 12_345)
+            .map(|i| (i * 31 % 257) as u8)
+            .collect();
+        for len in [0, 1, PREFAULT_CHUNK, PREFAULT_CHUNK + 1, bytes.len()] {
+            assert_eq!(
+                parallel_crc32(&bytes[..len]),
+                crc32fast::hash(&bytes[..len])
+            );
+        }
     }
 
     #[test]

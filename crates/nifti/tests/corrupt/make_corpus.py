@@ -138,6 +138,13 @@ case("gz_corrupt_deflate", "gz_corrupt_deflate.nii.gz", bytes(corrupt), "Gzip")
 bad_crc = bytearray(gz(GOOD))
 bad_crc[-8] ^= 0xFF
 case("gz_bad_crc", "gz_bad_crc.nii.gz", bytes(bad_crc), "Gzip")
+# The trailer's ISIZE claims the size the header declares, but the stream holds 20 bytes less
+# (a check of the whole-buffer inflate, which trusts neither).
+isize_lies = bytearray(gz(GOOD[:-20]))
+isize_lies[-4:] = struct.pack("<I", len(GOOD))
+case("gz_isize_lies", "gz_isize_lies.nii.gz", bytes(isize_lies), "Gzip")
+# A second member after a first that holds everything: its data are extra.
+case("gz_extra_member", "gz_extra_member.nii.gz", gz(GOOD) + gz(b"extra"), "Ok")
 case("gz_hostile_size", "gz_hostile_size.nii.gz", gz(nifti1(dims=(2000, 2000, 2000)) + DATA),
      "Truncated", "dim")
 case("gz_bad_method", "gz_bad_method.nii.gz", b"\x1f\x8b\x07" + gz(GOOD)[3:], "Gzip")

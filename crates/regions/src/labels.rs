@@ -2,6 +2,7 @@
 //! voxel-to-region map, stored as runs of consecutive voxels (Fortran order) of one region.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
 
 use voxcalc_nifti::{Affine, Header, NiftiImage};
@@ -50,15 +51,70 @@ fn key(value: f64) -> u64 {
     (value + 0.0).to_bits()
 }
 
-/// A value as nilearn reads an image with `safe_get_data(img, ensure_finite=True)`: scaled, and
-/// NaN or infinite values replaced by 0.
-pub(crate) fn finite_value(img: &NiftiImage, voxel_idx: usize) -> f64 {
-    let raw = img.raw().value_f64(voxel_idx);
-    let value = img.scaling().map_or(raw, |s| s.apply(raw));
-    if value.is_finite() {
-        value
-    } else {
-        0.0
+/// Hashes the label keys (bits of an f64) with a multiply-and-fold mix: they are few and not
+/// chosen by an adversary who could benefit from collisions, and the default SipHash showed in
+/// profiles of the label pass, which looks a key up at every change of label.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(u64::from(byte));
+        }
+    }
+    fn write_u64(&mut self, value: u64) {
+        // Integral labels differ only in their high bits: fold them into the low bits (which
+        // pick the bucket) as well as the high ones.
+        let mixed = (self.0 ^ value).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = mixed ^ (mixed >> 32);
+    }
+}
+
+/// Voxels `start..start + out.len()` of `img` as nilearn reads an image with
+/// `safe_get_data(img, ensure_finite=True)`: scaled, and NaN or infinite values replaced by 0.
+/// Decoded with one dtype dispatch per call instead of one per voxel.
+pub(crate) fn finite_values(img: &NiftiImage, start: usize, out: &mut [f64]) {
+    let raw = img.raw();
+    let native = raw.is_native_order();
+    macro_rules! decode {
+        ($t:ty) => {{
+            const N: usize = std::mem::size_of::<$t>();
+            let bytes = &raw.bytes[start * N..(start + out.len()) * N];
+            for (value, chunk) in out.iter_mut().zip(bytes.chunks_exact(N)) {
+                let mut element = [0u8; N];
+                element.copy_from_slice(chunk);
+                if !native {
+                    element.reverse();
+                }
+                *value = <$t>::from_ne_bytes(element) as f64;
+            }
+        }};
+    }
+    match raw.dtype {
+        DType::U8 => decode!(u8),
+        DType::I8 => decode!(i8),
+        DType::U16 => decode!(u16),
+        DType::I16 => decode!(i16),
+        DType::U32 => decode!(u32),
+        DType::I32 => decode!(i32),
+        DType::U64 => decode!(u64),
+        DType::I64 => decode!(i64),
+        DType::F32 => decode!(f32),
+        DType::F64 => decode!(f64),
+        _ => {
+            for (offset, value) in out.iter_mut().enumerate() {
+                *value = raw.value_f64(start + offset);
+            }
+        }
+    }
+    let scaling = img.scaling();
+    for value in out.iter_mut() {
+        let scaled = scaling.map_or(*value, |s| s.apply(*value));
+        *value = if scaled.is_finite() { scaled } else { 0.0 };
     }
 }
 
@@ -169,7 +225,7 @@ impl LabelMap {
         // Distinct values: raw labels and the background; per voxel the index of its value
         // after masking.
         let mut distinct: Vec<f64> = Vec::new();
-        let mut index_of: HashMap<u64, u32> = HashMap::new();
+        let mut index_of: HashMap<u64, u32, BuildHasherDefault<KeyHasher>> = HashMap::default();
         let mut intern = |value: f64, distinct: &mut Vec<f64>| -> u32 {
             *index_of.entry(key(value)).or_insert_with(|| {
                 distinct.push(value + 0.0);
@@ -181,36 +237,54 @@ impl LabelMap {
         let mut after = Vec::new();
         let mut value_idx = vec![0u32; n_voxels];
         let mut last: Option<(u64, u32)> = None;
-        for (voxel_idx, slot) in value_idx.iter_mut().enumerate() {
-            let value = finite_value(labels_img, voxel_idx);
-            if big_ints && value.abs() > 9_007_199_254_740_992.0 {
-                return Err(RegionError::new(
-                    RegionErrorKind::Signals,
-                    format!(
-                        "{}: label value {value} is beyond 2^53; labels must be exactly \
-                         representable as float64",
-                        labels_img.path().display()
-                    ),
-                ));
+        // Label (and mask) values are decoded a block of voxels at a time.
+        const DECODE_BLOCK: usize = 4096;
+        let mut label_values = vec![0.0; DECODE_BLOCK.min(n_voxels)];
+        let mut mask_values = vec![
+            0.0;
+            if mask_img.is_some() {
+                label_values.len()
+            } else {
+                0
             }
-            let bits = key(value);
-            let idx = match last {
-                Some((last_bits, idx)) if last_bits == bits => idx,
-                _ => {
-                    let idx = intern(value, &mut distinct);
-                    last = Some((bits, idx));
-                    idx
+        ];
+        for (block_idx, slots) in value_idx.chunks_mut(DECODE_BLOCK).enumerate() {
+            let block_start = block_idx * DECODE_BLOCK;
+            let label_values = &mut label_values[..slots.len()];
+            finite_values(labels_img, block_start, label_values);
+            if let Some(mask) = mask_img {
+                finite_values(mask, block_start, &mut mask_values[..slots.len()]);
+            }
+            for (offset, (slot, &value)) in slots.iter_mut().zip(label_values.iter()).enumerate() {
+                if big_ints && value.abs() > 9_007_199_254_740_992.0 {
+                    return Err(RegionError::new(
+                        RegionErrorKind::Signals,
+                        format!(
+                            "{}: label value {value} is beyond 2^53; labels must be exactly \
+                             representable as float64",
+                            labels_img.path().display()
+                        ),
+                    ));
                 }
-            };
-            if before.len() < distinct.len() {
-                before.resize(distinct.len(), false);
-                after.resize(distinct.len(), false);
+                let bits = key(value);
+                let idx = match last {
+                    Some((last_bits, idx)) if last_bits == bits => idx,
+                    _ => {
+                        let idx = intern(value, &mut distinct);
+                        last = Some((bits, idx));
+                        idx
+                    }
+                };
+                if before.len() < distinct.len() {
+                    before.resize(distinct.len(), false);
+                    after.resize(distinct.len(), false);
+                }
+                before[idx as usize] = true;
+                let masked_out = mask_img.is_some() && mask_values[offset] == 0.0;
+                let idx = if masked_out { background_idx } else { idx };
+                after[idx as usize] = true;
+                *slot = idx;
             }
-            before[idx as usize] = true;
-            let masked_out = mask_img.is_some_and(|mask| finite_value(mask, voxel_idx) == 0.0);
-            let idx = if masked_out { background_idx } else { idx };
-            after[idx as usize] = true;
-            *slot = idx;
         }
         before.resize(distinct.len(), false);
         after.resize(distinct.len(), false);

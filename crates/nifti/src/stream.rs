@@ -33,8 +33,9 @@ use crate::write::{
 /// area, never through a mapping: dirty mapped pages would count in the process's resident
 /// memory, and a full disk must be an error naming the file, not a SIGBUS. Gzipped data are
 /// cut into [`WriteOptions::gzip_block_size`] blocks that a background thread compresses in
-/// parallel batches while the previous batch is written, so at most a few batches are held in
-/// memory. A single `.nii.gz` starts with a stored (uncompressed) gzip member holding the
+/// parallel batches (on a rayon pool of its own, as many threads as the caller's pool) while the
+/// previous batch is written, so at most about four batches (16 MiB each on two cores) are held
+/// in memory. A single `.nii.gz` starts with a stored (uncompressed) gzip member holding the
 /// header: its size is known in advance, so it is reserved at `create` and filled in at
 /// `finish`. The result is a valid multi-member gzip file, byte-identical to what
 /// [`crate::OutputImage`] writes for the same header and data.

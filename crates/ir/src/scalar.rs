@@ -503,12 +503,12 @@ impl MathFn {
         }
     }
 
-    /// Evaluates the function in float32: the platform's float32 libm functions, except `log`,
-    /// which is [`crate::vmath::log_f32`] (the algorithm the JIT also runs on vectors, so both
-    /// engines give the same bits).
+    /// Evaluates the function in float32: the platform's float32 libm functions, except `log`
+    /// and `exp`, which are [`crate::vmath::log_f32`] and [`crate::vmath::exp_f32`] (the
+    /// algorithms the JIT also runs on vectors, so both engines give the same bits).
     pub fn eval_f32(self, x: f32) -> f32 {
         match self {
-            MathFn::Exp => x.exp(),
+            MathFn::Exp => crate::vmath::exp_f32(x),
             MathFn::Exp2 => x.exp2(),
             MathFn::Expm1 => x.exp_m1(),
             MathFn::Log => crate::vmath::log_f32(x),

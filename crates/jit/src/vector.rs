@@ -15,7 +15,8 @@
 //! wrapping arithmetic, exact conversions (integer widening, wrapping narrowing through a mask
 //! and an unsigned saturating narrow of in-range values, int-to-float conversions that are
 //! exact or round once as the scalar one does, float promotion and demotion), and the
-//! logarithm of `voxcalc_ir::vmath`, whose operations the vector form repeats one for one. The
+//! logarithm and exponential of `voxcalc_ir::vmath`, whose operations the vector forms repeat
+//! one for one. The
 //! differential tests run both paths.
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
@@ -121,7 +122,7 @@ pub(crate) fn plan(kernel: &Kernel) -> Option<VectorPlan> {
                         | UnaryOp::SignBit,
                         false,
                     ) => on_float,
-                    (UnaryOp::Math(MathFn::Log), false) => inst.dtype == DType::F32,
+                    (UnaryOp::Math(MathFn::Log | MathFn::Exp), false) => inst.dtype == DType::F32,
                     (UnaryOp::Math(_) | UnaryOp::RoundF16, false) => false,
                 }
             }
@@ -719,6 +720,60 @@ impl Emitter<'_, '_> {
         self.b.ins().bitselect(is_zero, neg_inf, res)
     }
 
+    /// `voxcalc_ir::vmath::exp_f32` on four lanes: the same operations in the same order.
+    fn exp_f32x4(&mut self, x: Value) -> Value {
+        let f32c = |e: &mut Self, bits: u32| e.splat_f32(f32::from_bits(bits));
+        let hi_clamp = self.splat_f32(100.0);
+        let lo_clamp = self.splat_f32(-110.0);
+        let above = self.b.ins().fcmp(FloatCC::GreaterThan, x, hi_clamp);
+        let above = self.cast_vec(types::F32X4, above);
+        let xc = self.b.ins().bitselect(above, hi_clamp, x);
+        let below = self.b.ins().fcmp(FloatCC::LessThan, xc, lo_clamp);
+        let below = self.cast_vec(types::F32X4, below);
+        let xc = self.b.ins().bitselect(below, lo_clamp, xc);
+        let inv_ln2 = f32c(self, 0x3fb8_aa3b);
+        let kf = self.b.ins().fmul(xc, inv_ln2);
+        let kf = self.b.ins().nearest(kf);
+        let ln2_hi = f32c(self, 0x3f31_7200);
+        let ln2_lo = f32c(self, 0x35bf_be8e);
+        let khi = self.b.ins().fmul(kf, ln2_hi);
+        let hi = self.b.ins().fsub(xc, khi);
+        let lo = self.b.ins().fmul(kf, ln2_lo);
+        let r = self.b.ins().fsub(hi, lo);
+        let t = self.b.ins().fmul(r, r);
+        let p1 = f32c(self, 0x3e2a_aa8f);
+        let p2 = f32c(self, 0xbb35_5215);
+        let poly = self.b.ins().fmul(t, p2);
+        let poly = self.b.ins().fadd(p1, poly);
+        let poly = self.b.ins().fmul(t, poly);
+        let c = self.b.ins().fsub(r, poly);
+        let rc = self.b.ins().fmul(r, c);
+        let two = self.splat_f32(2.0);
+        let den = self.b.ins().fsub(two, c);
+        let q = self.b.ins().fdiv(rc, den);
+        let y = self.b.ins().fsub(lo, q);
+        let y = self.b.ins().fsub(y, hi);
+        let one = self.splat_f32(1.0);
+        let y = self.b.ins().fsub(one, y);
+        let k = self.b.ins().fcvt_to_sint_sat(types::I32X4, kf);
+        let k1 = self.b.ins().sshr_imm_u(k, 1);
+        let k2 = self.b.ins().isub(k, k1);
+        let bias = self.splat_bits(32, 127);
+        let scale = |e: &mut Self, k: Value| {
+            let biased = e.b.ins().iadd(k, bias);
+            let bits = e.b.ins().ishl_imm_u(biased, 23);
+            e.cast_vec(types::F32X4, bits)
+        };
+        let s1 = scale(self, k1);
+        let s2 = scale(self, k2);
+        let res = self.b.ins().fmul(y, s1);
+        let res = self.b.ins().fmul(res, s2);
+        let nan = self.b.ins().fcmp(FloatCC::Unordered, x, x);
+        let nan = self.cast_vec(types::F32X4, nan);
+        let xx = self.b.ins().fadd(x, x);
+        self.b.ins().bitselect(nan, xx, res)
+    }
+
     fn unary(&mut self, op: UnaryOp, x: &Vals, dtype: DType) -> Result<Vals, JitError> {
         if dtype == DType::Bool {
             return match op {
@@ -759,6 +814,9 @@ impl Emitter<'_, '_> {
                 }
                 UnaryOp::Math(MathFn::Log) if dtype == DType::F32 => {
                     self.map(x, |e, v| e.log_f32x4(v))
+                }
+                UnaryOp::Math(MathFn::Exp) if dtype == DType::F32 => {
+                    self.map(x, |e, v| e.exp_f32x4(v))
                 }
                 _ => return Err(JitError(format!("{op:?} has no vector form"))),
             });

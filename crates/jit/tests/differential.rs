@@ -210,9 +210,10 @@ impl Gen {
         let a = self.expr(depth - 1);
         let dt = self.dtype(a);
         if dt.is_float() && self.simd && self.only.is_none() && self.rng.chance(25) {
-            // The one call with a vector form (float32 only).
+            // The calls with a vector form (float32 only).
             let a = self.b.cast(a, DType::F32);
-            return self.b.unary(UnaryOp::Math(MathFn::Log), a);
+            let f = self.rng.pick(&[MathFn::Log, MathFn::Exp]);
+            return self.b.unary(UnaryOp::Math(f), a);
         }
         let op = if dt.is_float() {
             let f = self.rng.pick(&MathFn::ALL);
@@ -650,7 +651,7 @@ fn simd_mode_kernels_take_the_simd_path() {
         if kernel.insts.iter().any(|i| {
             matches!(
                 i.kind,
-                voxcalc_ir::InstKind::Unary(UnaryOp::Math(MathFn::Log), _)
+                voxcalc_ir::InstKind::Unary(UnaryOp::Math(MathFn::Log | MathFn::Exp), _)
             )
         }) {
             with_log += 1;
@@ -658,7 +659,9 @@ fn simd_mode_kernels_take_the_simd_path() {
     }
     assert!(
         vectorised >= 60 && mixed >= 20 && with_log >= 5,
-        "of 300 kernels {vectorised} were vectorised, {mixed} with mixed dtypes, {with_log} with log"
+        "of 300 kernels {vectorised} were vectorised, {mixed} with mixed dtypes, {with_log} with log or exp"
     );
-    eprintln!("of 300 random kernels {vectorised} vectorised, {mixed} mixed, {with_log} with log");
+    eprintln!(
+        "of 300 random kernels {vectorised} vectorised, {mixed} mixed, {with_log} with log or exp"
+    );
 }

@@ -674,30 +674,36 @@ impl Job<'_> {
 }
 
 /// nilearn's `_downcast_from_int64_if_possible`: int64/uint64 data whose values all fit int32
-/// are stored as int32.
-fn narrow_int64(dtype: DType, data: Vec<u8>) -> (DType, Vec<u8>) {
-    let values: Vec<i128> = match dtype {
-        DType::I64 => data
-            .chunks_exact(8)
-            .map(|c| i128::from(i64::from_ne_bytes(c.try_into().unwrap_or([0; 8]))))
-            .collect(),
-        DType::U64 => data
-            .chunks_exact(8)
-            .map(|c| i128::from(u64::from_ne_bytes(c.try_into().unwrap_or([0; 8]))))
-            .collect(),
-        _ => return (dtype, data),
+/// are stored as int32. The data are narrowed in place, so no second copy of a large result is
+/// made.
+fn narrow_int64(dtype: DType, mut data: Vec<u8>) -> (DType, Vec<u8>) {
+    let value = |bytes: &[u8]| -> i128 {
+        let mut raw = [0u8; 8];
+        raw.copy_from_slice(bytes);
+        match dtype {
+            DType::I64 => i128::from(i64::from_ne_bytes(raw)),
+            _ => i128::from(u64::from_ne_bytes(raw)),
+        }
     };
-    let fits = values
-        .iter()
-        .all(|&v| v >= i128::from(i32::MIN) && v <= i128::from(i32::MAX));
+    if !matches!(dtype, DType::I64 | DType::U64) {
+        return (dtype, data);
+    }
+    let fits = data
+        .chunks_exact(8)
+        .all(|bytes| i32::try_from(value(bytes)).is_ok());
     if !fits {
         return (dtype, data);
     }
-    let narrowed = values
-        .iter()
-        .flat_map(|&v| (v as i32).to_ne_bytes())
-        .collect();
-    (DType::I32, narrowed)
+    let n_elements = data.len() / 8;
+    // Element `idx` moves from byte 8 * idx to byte 4 * idx: only bytes of elements already
+    // read are overwritten.
+    for idx in 0..n_elements {
+        let narrowed = value(&data[8 * idx..8 * idx + 8]) as i32;
+        data[4 * idx..4 * idx + 4].copy_from_slice(&narrowed.to_ne_bytes());
+    }
+    data.truncate(4 * n_elements);
+    data.shrink_to_fit();
+    (DType::I32, data)
 }
 
 /// Native-order result data as a [`RawView`], to read elements with its conversions.
@@ -1003,6 +1009,40 @@ mod tests {
         let mut empty = RangeOfChunks::new(DType::F32);
         empty.add(&[]);
         assert_eq!(empty.finish(), (0.0, 0.0));
+    }
+
+    /// int64 results are narrowed to int32 exactly when every value fits, value for value.
+    #[test]
+    fn int64_results_are_narrowed_only_when_every_value_fits() {
+        let i64s =
+            |values: &[i64]| -> Vec<u8> { values.iter().flat_map(|v| v.to_ne_bytes()).collect() };
+        let i32s =
+            |values: &[i32]| -> Vec<u8> { values.iter().flat_map(|v| v.to_ne_bytes()).collect() };
+        let fitting = [0, -1, 7, i64::from(i32::MIN), i64::from(i32::MAX), -123_456];
+        assert_eq!(
+            narrow_int64(DType::I64, i64s(&fitting)),
+            (DType::I32, i32s(&[0, -1, 7, i32::MIN, i32::MAX, -123_456]))
+        );
+        for wide in [i64::from(i32::MAX) + 1, i64::from(i32::MIN) - 1, i64::MIN] {
+            let data = i64s(&[1, 2, wide, 3]);
+            assert_eq!(narrow_int64(DType::I64, data.clone()), (DType::I64, data));
+        }
+        let u64s =
+            |values: &[u64]| -> Vec<u8> { values.iter().flat_map(|v| v.to_ne_bytes()).collect() };
+        assert_eq!(
+            narrow_int64(DType::U64, u64s(&[5, 2_147_483_647])),
+            (DType::I32, i32s(&[5, i32::MAX]))
+        );
+        let data = u64s(&[5, 2_147_483_648]);
+        assert_eq!(narrow_int64(DType::U64, data.clone()), (DType::U64, data));
+        assert_eq!(
+            narrow_int64(DType::I64, Vec::new()),
+            (DType::I32, Vec::new())
+        );
+        assert_eq!(
+            narrow_int64(DType::I16, vec![1, 2]),
+            (DType::I16, vec![1, 2])
+        );
     }
 
     /// numpy's run-time errors come back as `Error::Evaluation`, drawn as a caret frame under

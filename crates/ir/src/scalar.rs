@@ -477,13 +477,15 @@ impl MathFn {
         }
     }
 
-    /// Evaluates the function in float64 (the platform libm, as numpy's float64 loops use).
+    /// Evaluates the function in float64: the platform libm, as numpy's float64 loops use,
+    /// except `log`, which is [`crate::vmath::log_f64`] (the algorithm the JIT also runs on
+    /// vectors, so both engines give the same bits).
     pub fn eval_f64(self, x: f64) -> f64 {
         match self {
             MathFn::Exp => x.exp(),
             MathFn::Exp2 => x.exp2(),
             MathFn::Expm1 => x.exp_m1(),
-            MathFn::Log => x.ln(),
+            MathFn::Log => crate::vmath::log_f64(x),
             MathFn::Log2 => x.log2(),
             MathFn::Log10 => x.log10(),
             MathFn::Log1p => x.ln_1p(),

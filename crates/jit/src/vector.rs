@@ -122,7 +122,8 @@ pub(crate) fn plan(kernel: &Kernel) -> Option<VectorPlan> {
                         | UnaryOp::SignBit,
                         false,
                     ) => on_float,
-                    (UnaryOp::Math(MathFn::Log | MathFn::Exp), false) => inst.dtype == DType::F32,
+                    (UnaryOp::Math(MathFn::Log), false) => true,
+                    (UnaryOp::Math(MathFn::Exp), false) => inst.dtype == DType::F32,
                     (UnaryOp::Math(_) | UnaryOp::RoundF16, false) => false,
                 }
             }
@@ -720,6 +721,130 @@ impl Emitter<'_, '_> {
         self.b.ins().bitselect(is_zero, neg_inf, res)
     }
 
+    /// `voxcalc_ir::vmath::log_f64` on two lanes: the same operations in the same order.
+    fn log_f64x2(&mut self, x: Value) -> Value {
+        use voxcalc_ir::vmath::{INT_TO_F64_MAGIC, NEG_NAN_F64};
+        let i64c = |e: &mut Self, v: i64| e.splat_bits(64, v as u64);
+        let f64c = |e: &mut Self, bits: u64| e.vconst(types::F64X2, 64, bits);
+        let as_f = |e: &mut Self, v: Value| e.cast_vec(types::F64X2, v);
+        let bits = self.cast_vec(types::I64X2, x);
+        let hx0 = self.b.ins().sshr_imm_u(bits, 32);
+        let min_normal = i64c(self, 0x0010_0000);
+        let is_sub = self.b.ins().icmp(IntCC::SignedLessThan, hx0, min_normal);
+        let two54 = f64c(self, 0x4350_0000_0000_0000);
+        let scaled = self.b.ins().fmul(x, two54);
+        let sub_f = as_f(self, is_sub);
+        let xs = self.b.ins().bitselect(sub_f, scaled, x);
+        let minus54 = i64c(self, -54);
+        let k0 = self.b.ins().band(is_sub, minus54);
+        let xbits = self.cast_vec(types::I64X2, xs);
+        let hx = self.b.ins().sshr_imm_u(xbits, 32);
+        let e = self.b.ins().sshr_imm_u(hx, 20);
+        let bias = i64c(self, 1023);
+        let e = self.b.ins().isub(e, bias);
+        let k1 = self.b.ins().iadd(k0, e);
+        let mant_mask = i64c(self, 0x000f_ffff);
+        let mant = self.b.ins().band(hx, mant_mask);
+        let c1 = i64c(self, 0x95f64);
+        let i = self.b.ins().iadd(mant, c1);
+        let bit20 = i64c(self, 0x0010_0000);
+        let i = self.b.ins().band(i, bit20);
+        let one_hi = i64c(self, 0x3ff0_0000);
+        let high = self.b.ins().bxor(i, one_hi);
+        let high = self.b.ins().bor(mant, high);
+        let high = self.b.ins().ishl_imm_u(high, 32);
+        let low_mask = i64c(self, 0xffff_ffff);
+        let low = self.b.ins().band(xbits, low_mask);
+        let mbits = self.b.ins().bor(low, high);
+        let m = as_f(self, mbits);
+        let i_shift = self.b.ins().sshr_imm_u(i, 20);
+        let k = self.b.ins().iadd(k1, i_shift);
+        let one = f64c(self, 1f64.to_bits());
+        let two = f64c(self, 2f64.to_bits());
+        let f = self.b.ins().fsub(m, one);
+        let two_f = self.b.ins().fadd(two, f);
+        let s = self.b.ins().fdiv(f, two_f);
+        let magic_bits = i64c(self, INT_TO_F64_MAGIC.to_bits() as i64);
+        let dk = self.b.ins().iadd(k, magic_bits);
+        let dk = as_f(self, dk);
+        let magic = f64c(self, INT_TO_F64_MAGIC.to_bits());
+        let dk = self.b.ins().fsub(dk, magic);
+        let z = self.b.ins().fmul(s, s);
+        let w = self.b.ins().fmul(z, z);
+        let lg: Vec<Value> = [
+            0x3fe5_5555_5555_5593u64,
+            0x3fd9_9999_9997_fa04,
+            0x3fd2_4924_9422_9359,
+            0x3fcc_71c5_1d8e_78af,
+            0x3fc7_4664_96cb_03de,
+            0x3fc3_9a09_d078_c69f,
+            0x3fc2_f112_df3e_5244,
+        ]
+        .iter()
+        .map(|&c| f64c(self, c))
+        .collect();
+        // t1 = w * (lg2 + w * (lg4 + w * lg6))
+        let t1 = self.b.ins().fmul(w, lg[5]);
+        let t1 = self.b.ins().fadd(lg[3], t1);
+        let t1 = self.b.ins().fmul(w, t1);
+        let t1 = self.b.ins().fadd(lg[1], t1);
+        let t1 = self.b.ins().fmul(w, t1);
+        // t2 = z * (lg1 + w * (lg3 + w * (lg5 + w * lg7)))
+        let t2 = self.b.ins().fmul(w, lg[6]);
+        let t2 = self.b.ins().fadd(lg[4], t2);
+        let t2 = self.b.ins().fmul(w, t2);
+        let t2 = self.b.ins().fadd(lg[2], t2);
+        let t2 = self.b.ins().fmul(w, t2);
+        let t2 = self.b.ins().fadd(lg[0], t2);
+        let t2 = self.b.ins().fmul(z, t2);
+        let r = self.b.ins().fadd(t2, t1);
+        let half = f64c(self, 0.5f64.to_bits());
+        let hfsq = self.b.ins().fmul(half, f);
+        let hfsq = self.b.ins().fmul(hfsq, f);
+        let c2 = i64c(self, 0x6147a);
+        let c3 = i64c(self, 0x6b851);
+        let lo = self.b.ins().isub(mant, c2);
+        let hi = self.b.ins().isub(c3, mant);
+        let either = self.b.ins().bor(lo, hi);
+        let zero_i = i64c(self, 0);
+        let large_f = self.b.ins().icmp(IntCC::SignedGreaterThan, either, zero_i);
+        let ln2_hi = f64c(self, 0x3fe6_2e42_fee0_0000);
+        let ln2_lo = f64c(self, 0x3dea_39ef_3579_3c76);
+        let dk_hi = self.b.ins().fmul(dk, ln2_hi);
+        let dk_lo = self.b.ins().fmul(dk, ln2_lo);
+        let a = self.b.ins().fadd(hfsq, r);
+        let a = self.b.ins().fmul(s, a);
+        let a = self.b.ins().fadd(a, dk_lo);
+        let a = self.b.ins().fsub(hfsq, a);
+        let a = self.b.ins().fsub(a, f);
+        let a = self.b.ins().fsub(dk_hi, a);
+        let c = self.b.ins().fsub(f, r);
+        let c = self.b.ins().fmul(s, c);
+        let c = self.b.ins().fsub(c, dk_lo);
+        let c = self.b.ins().fsub(c, f);
+        let c = self.b.ins().fsub(dk_hi, c);
+        let large_f = as_f(self, large_f);
+        let res = self.b.ins().bitselect(large_f, a, c);
+        let inf_bits = i64c(self, 0x7ff0_0000_0000_0000);
+        let not_finite = self
+            .b
+            .ins()
+            .icmp(IntCC::SignedGreaterThanOrEqual, bits, inf_bits);
+        let not_finite = as_f(self, not_finite);
+        let xx = self.b.ins().fadd(x, x);
+        let res = self.b.ins().bitselect(not_finite, xx, res);
+        let negative = self.b.ins().icmp(IntCC::SignedLessThan, bits, zero_i);
+        let negative = as_f(self, negative);
+        let nan = f64c(self, NEG_NAN_F64);
+        let res = self.b.ins().bitselect(negative, nan, res);
+        let abs_mask = i64c(self, 0x7fff_ffff_ffff_ffff);
+        let abs = self.b.ins().band(bits, abs_mask);
+        let is_zero = self.b.ins().icmp(IntCC::Equal, abs, zero_i);
+        let is_zero = as_f(self, is_zero);
+        let neg_inf = f64c(self, f64::NEG_INFINITY.to_bits());
+        self.b.ins().bitselect(is_zero, neg_inf, res)
+    }
+
     /// `voxcalc_ir::vmath::exp_f32` on four lanes: the same operations in the same order.
     fn exp_f32x4(&mut self, x: Value) -> Value {
         let f32c = |e: &mut Self, bits: u32| e.splat_f32(f32::from_bits(bits));
@@ -815,6 +940,7 @@ impl Emitter<'_, '_> {
                 UnaryOp::Math(MathFn::Log) if dtype == DType::F32 => {
                     self.map(x, |e, v| e.log_f32x4(v))
                 }
+                UnaryOp::Math(MathFn::Log) => self.map(x, |e, v| e.log_f64x2(v)),
                 UnaryOp::Math(MathFn::Exp) if dtype == DType::F32 => {
                     self.map(x, |e, v| e.exp_f32x4(v))
                 }

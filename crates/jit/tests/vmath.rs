@@ -1,8 +1,8 @@
-//! The vector forms of the float32 logarithm and exponential give the bits of
-//! `voxcalc_ir::vmath` (the interpreter's functions) for every special value and for a sweep of
-//! bit patterns over the whole float32 range, in whole vectors and in the scalar row tail.
+//! The vector forms of the float32 logarithm and exponential and of the float64 logarithm give
+//! the bits of `voxcalc_ir::vmath` (the interpreter's functions) for every special value and for
+//! a sweep of bit patterns over the whole range, in whole vectors and in the scalar row tail.
 
-use voxcalc_ir::vmath::{exp_f32, log_f32};
+use voxcalc_ir::vmath::{exp_f32, log_f32, log_f64};
 use voxcalc_ir::{ByteOrder, InputBuf, KernelBuilder, MathFn, RunArgs, UnaryOp};
 use voxcalc_jit::{compile, CompileOptions};
 use voxcalc_types::DType;
@@ -38,7 +38,7 @@ fn inputs() -> Vec<f32> {
         bits += 4099;
     }
     xs.extend([1.5, 3.0, 1e-3]);
-    if xs.len() % 4 == 0 {
+    if xs.len().is_multiple_of(4) {
         xs.push(7.0);
     }
     xs
@@ -86,4 +86,60 @@ fn vector_log_equals_the_interpreter() {
 #[test]
 fn vector_exp_equals_the_interpreter() {
     check(MathFn::Exp, exp_f32);
+}
+
+#[test]
+fn vector_log_f64_equals_the_interpreter() {
+    let mut xs: Vec<f64> = vec![
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NAN,
+        -f64::NAN,
+        f64::MIN_POSITIVE,
+        f64::from_bits(1),
+        f64::from_bits(0x000f_ffff_ffff_ffff),
+        f64::MAX,
+        std::f64::consts::E,
+        1.0 + f64::EPSILON,
+        1.0 - f64::EPSILON / 2.0,
+    ];
+    let mut bits = 0u64;
+    while let Some(next) = bits.checked_add(0x0000_4000_0000_0123) {
+        xs.push(f64::from_bits(bits));
+        bits = next;
+    }
+    if xs.len().is_multiple_of(2) {
+        xs.push(3.0);
+    }
+    let mut b = KernelBuilder::new(vec![xs.len() as u64]);
+    let input = b.input(DType::F64, ByteOrder::Native);
+    let view = b.view(input, 0, vec![1], vec![]);
+    let x = b.load(view);
+    let y = b.unary(UnaryOp::Math(MathFn::Log), x);
+    let kernel = b.finish(y).expect("a valid kernel");
+    let compiled = compile(&kernel, CompileOptions { keep_clif: true }).expect("compiles");
+    assert!(compiled.clif().unwrap_or_default().contains("f64x2"));
+    let bytes: Vec<u8> = xs.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let inputs = [InputBuf {
+        bytes: &bytes,
+        base: 0,
+    }];
+    let out = compiled
+        .run_all(&RunArgs {
+            inputs: &inputs,
+            uniforms: &[],
+        })
+        .expect("runs");
+    for (i, (x, got)) in xs.iter().zip(out.chunks_exact(8)).enumerate() {
+        let got = u64::from_le_bytes(got.try_into().expect("8 bytes"));
+        let want = log_f64(*x).to_bits();
+        assert_eq!(
+            got, want,
+            "log({x:e}) (element {i}): JIT {got:#018x}, interpreter {want:#018x}"
+        );
+    }
 }

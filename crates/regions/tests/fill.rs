@@ -130,3 +130,33 @@ fn a_large_image_fills_as_the_reference() {
         .collect();
     check(&labels, shape, DType::F32, Some(6));
 }
+
+#[test]
+fn streamed_files_hold_the_in_memory_image() {
+    // 2.6 MB float64 volumes: the writer fills them in 1 MiB pieces, the last one partial.
+    let shape = [70, 60, 78];
+    let n_voxels: usize = shape.iter().product();
+    let labels: Vec<i16> = (0..n_voxels)
+        .map(|voxel_idx| {
+            if (voxel_idx / 53) % 4 == 0 {
+                0
+            } else {
+                ((voxel_idx.wrapping_mul(2_654_435_761) >> 9) % 7) as i16 + 1
+            }
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let img = write_labels(&dir.path().join("labels.nii"), shape, &labels);
+    let map = LabelMap::build(&img, None, 0.0).unwrap();
+    let signals = signals_of(DType::F64, Some(3), map.n_regions());
+    let image = map.signals_to_img(&signals, Order::F).unwrap();
+    for name in ["out.nii", "out.nii.gz", "out.hdr"] {
+        let path = dir.path().join(name);
+        map.write_signals_img(&signals, &path, &WriteOptions::default())
+            .unwrap();
+        let back = NiftiImage::open(&path).unwrap();
+        assert_eq!(back.shape(), [70, 60, 78, 3], "{name}");
+        assert_eq!(back.dtype(), DType::F64, "{name}");
+        assert!(back.raw().bytes == image.bytes(), "{name}: data differ");
+    }
+}

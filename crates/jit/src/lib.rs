@@ -1,8 +1,10 @@
 //! voxcalc's Cranelift backend: compiles a kernel ([`voxcalc_ir::Kernel`]) into one native
 //! function `kernel(args, start, end)` that computes output voxels `start..end`.
 //!
-//! This is the only crate that runs generated code. Each [`CompiledKernel`] owns its own
-//! `JITModule`, freed when the kernel is dropped; the compiled function can be called from many
+//! This is the only crate that runs generated code. Each [`CompiledKernel`] shares ownership of
+//! the `JITModule` holding its code (one module per [`compile`] call, one for all stages of a
+//! [`compile_plan`] call), freed with the last kernel of it; the compiled function can be called
+//! from many
 //! threads at once (each call gets its own scratch memory and output block). Calls go through
 //! [`CompiledKernel::run`], which checks every buffer against the kernel's views first (the same
 //! check as the reference interpreter), so safe code can never make the kernel read or write out

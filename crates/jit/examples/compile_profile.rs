@@ -33,6 +33,21 @@ fn main() {
             .collect();
         plan(&tree, &layouts).expect("the formula plans")
     };
+    if std::env::var_os("ISA").is_some() {
+        use cranelift_codegen::settings::{self, Configurable};
+        let t = Instant::now();
+        let mut flags = settings::builder();
+        flags.set("opt_level", "speed").expect("a known setting");
+        let isa = cranelift_native::builder()
+            .expect("a native ISA")
+            .finish(settings::Flags::new(flags))
+            .expect("an ISA");
+        println!(
+            "ISA creation: {:.3} ms ({})",
+            t.elapsed().as_secs_f64() * 1e3,
+            isa.name()
+        );
+    }
     if std::env::var_os("WARM").is_some() {
         let t = Instant::now();
         voxcalc_jit::warm_up();

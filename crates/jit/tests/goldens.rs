@@ -22,7 +22,9 @@ const GOLDENS: &str = concat!(
 /// case, by function name, result dtype and input dtype. Everything not listed must be
 /// bit-exact.
 ///
-/// voxcalc calls the platform libm (glibc) in the result dtype; numpy 2 uses its own SIMD
+/// voxcalc calls the platform libm (glibc) in the result dtype, except for float32 `log` and
+/// `exp` and float64 `log`, which are its own branch-free versions (`voxcalc_ir::vmath`, within
+/// 1 ULP of the exact result, also run on SIMD vectors); numpy 2 uses its own SIMD
 /// implementations for some float32 functions (exp, log, sin, cos ...) and libm for the rest.
 /// Quantiles of int64/uint64 data beyond 2^53 convert the neighbours to float64 before
 /// interpolating (numpy keeps them as integers until the last addition): 1 ULP.

@@ -478,11 +478,11 @@ impl MathFn {
     }
 
     /// Evaluates the function in float64: the platform libm, as numpy's float64 loops use,
-    /// except `log`, which is [`crate::vmath::log_f64`] (the algorithm the JIT also runs on
-    /// vectors, so both engines give the same bits).
+    /// except `log` and `exp`, which are [`crate::vmath::log_f64`] and [`crate::vmath::exp_f64`]
+    /// (the algorithms the JIT also runs on vectors, so both engines give the same bits).
     pub fn eval_f64(self, x: f64) -> f64 {
         match self {
-            MathFn::Exp => x.exp(),
+            MathFn::Exp => crate::vmath::exp_f64(x),
             MathFn::Exp2 => x.exp2(),
             MathFn::Expm1 => x.exp_m1(),
             MathFn::Log => crate::vmath::log_f64(x),

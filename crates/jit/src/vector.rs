@@ -15,8 +15,8 @@
 //! wrapping arithmetic, exact conversions (integer widening, wrapping narrowing through a mask
 //! and an unsigned saturating narrow of in-range values, int-to-float conversions that are
 //! exact or round once as the scalar one does, float promotion and demotion), and the
-//! logarithm and exponential of `voxcalc_ir::vmath`, whose operations the vector forms repeat
-//! one for one. The
+//! logarithm and exponential (float32 and float64) of `voxcalc_ir::vmath`, whose operations the
+//! vector forms repeat one for one. The
 //! differential tests run both paths.
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
@@ -122,8 +122,7 @@ pub(crate) fn plan(kernel: &Kernel) -> Option<VectorPlan> {
                         | UnaryOp::SignBit,
                         false,
                     ) => on_float,
-                    (UnaryOp::Math(MathFn::Log), false) => true,
-                    (UnaryOp::Math(MathFn::Exp), false) => inst.dtype == DType::F32,
+                    (UnaryOp::Math(MathFn::Log | MathFn::Exp), false) => true,
                     (UnaryOp::Math(_) | UnaryOp::RoundF16, false) => false,
                 }
             }
@@ -847,6 +846,82 @@ impl Emitter<'_, '_> {
         self.b.ins().bitselect(is_zero, neg_inf, res)
     }
 
+    /// `voxcalc_ir::vmath::exp_f64` on two lanes: the same operations in the same order.
+    fn exp_f64x2(&mut self, x: Value) -> Value {
+        use voxcalc_ir::vmath::INT_TO_F64_MAGIC;
+        let f64c = |e: &mut Self, v: f64| e.vconst(types::F64X2, 64, v.to_bits());
+        let bitsc = |e: &mut Self, bits: u64| e.vconst(types::F64X2, 64, bits);
+        let as_f = |e: &mut Self, v: Value| e.cast_vec(types::F64X2, v);
+        let hi_clamp = f64c(self, 720.0);
+        let lo_clamp = f64c(self, -760.0);
+        let above = self.b.ins().fcmp(FloatCC::GreaterThan, x, hi_clamp);
+        let above = as_f(self, above);
+        let xc = self.b.ins().bitselect(above, hi_clamp, x);
+        let below = self.b.ins().fcmp(FloatCC::LessThan, xc, lo_clamp);
+        let below = as_f(self, below);
+        let xc = self.b.ins().bitselect(below, lo_clamp, xc);
+        let inv_ln2 = bitsc(self, 0x3ff7_1547_652b_82fe);
+        let kf = self.b.ins().fmul(xc, inv_ln2);
+        let kf = self.b.ins().nearest(kf);
+        let ln2_hi = bitsc(self, 0x3fe6_2e42_fee0_0000);
+        let ln2_lo = bitsc(self, 0x3dea_39ef_3579_3c76);
+        let khi = self.b.ins().fmul(kf, ln2_hi);
+        let hi = self.b.ins().fsub(xc, khi);
+        let lo = self.b.ins().fmul(kf, ln2_lo);
+        let r = self.b.ins().fsub(hi, lo);
+        let t = self.b.ins().fmul(r, r);
+        let p: Vec<Value> = [
+            0x3fc5_5555_5555_553eu64,
+            0xbf66_c16c_16be_bd93,
+            0x3f11_566a_af25_de2c,
+            0xbebb_bd41_c5d2_6bf1,
+            0x3e66_3769_72be_a4d0,
+        ]
+        .iter()
+        .map(|&c| bitsc(self, c))
+        .collect();
+        // c = r - t * (p1 + t * (p2 + t * (p3 + t * (p4 + t * p5))))
+        let a = self.b.ins().fmul(t, p[4]);
+        let a = self.b.ins().fadd(p[3], a);
+        let a = self.b.ins().fmul(t, a);
+        let a = self.b.ins().fadd(p[2], a);
+        let a = self.b.ins().fmul(t, a);
+        let a = self.b.ins().fadd(p[1], a);
+        let a = self.b.ins().fmul(t, a);
+        let a = self.b.ins().fadd(p[0], a);
+        let a = self.b.ins().fmul(t, a);
+        let c = self.b.ins().fsub(r, a);
+        let rc = self.b.ins().fmul(r, c);
+        let two = f64c(self, 2.0);
+        let den = self.b.ins().fsub(two, c);
+        let q = self.b.ins().fdiv(rc, den);
+        let y = self.b.ins().fsub(lo, q);
+        let y = self.b.ins().fsub(y, hi);
+        let one = f64c(self, 1.0);
+        let y = self.b.ins().fsub(one, y);
+        let magic = f64c(self, INT_TO_F64_MAGIC);
+        let k = self.b.ins().fadd(kf, magic);
+        let k = self.cast_vec(types::I64X2, k);
+        let magic_bits = self.splat_bits(64, INT_TO_F64_MAGIC.to_bits());
+        let k = self.b.ins().isub(k, magic_bits);
+        let k1 = self.b.ins().sshr_imm_u(k, 1);
+        let k2 = self.b.ins().isub(k, k1);
+        let bias = self.splat_bits(64, 1023);
+        let scale = |e: &mut Self, k: Value| {
+            let biased = e.b.ins().iadd(k, bias);
+            let bits = e.b.ins().ishl_imm_u(biased, 52);
+            e.cast_vec(types::F64X2, bits)
+        };
+        let s1 = scale(self, k1);
+        let s2 = scale(self, k2);
+        let res = self.b.ins().fmul(y, s1);
+        let res = self.b.ins().fmul(res, s2);
+        let nan = self.b.ins().fcmp(FloatCC::Unordered, x, x);
+        let nan = as_f(self, nan);
+        let xx = self.b.ins().fadd(x, x);
+        self.b.ins().bitselect(nan, xx, res)
+    }
+
     /// `voxcalc_ir::vmath::exp_f32` on four lanes: the same operations in the same order.
     fn exp_f32x4(&mut self, x: Value) -> Value {
         let f32c = |e: &mut Self, bits: u32| e.splat_f32(f32::from_bits(bits));
@@ -946,6 +1021,7 @@ impl Emitter<'_, '_> {
                 UnaryOp::Math(MathFn::Exp) if dtype == DType::F32 => {
                     self.map(x, |e, v| e.exp_f32x4(v))
                 }
+                UnaryOp::Math(MathFn::Exp) => self.map(x, |e, v| e.exp_f64x2(v)),
                 _ => return Err(JitError(format!("{op:?} has no vector form"))),
             });
         }

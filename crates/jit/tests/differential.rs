@@ -210,13 +210,8 @@ impl Gen {
         let a = self.expr(depth - 1);
         let dt = self.dtype(a);
         if dt.is_float() && self.simd && self.only.is_none() && self.rng.chance(25) {
-            // The calls with a vector form (exp in float32 only).
+            // The calls with a vector form.
             let f = self.rng.pick(&[MathFn::Log, MathFn::Exp]);
-            let a = if f == MathFn::Exp {
-                self.b.cast(a, DType::F32)
-            } else {
-                a
-            };
             return self.b.unary(UnaryOp::Math(f), a);
         }
         let op = if dt.is_float() {

@@ -1,8 +1,7 @@
-//! The vector forms of the float32 logarithm and exponential and of the float64 logarithm give
-//! the bits of `voxcalc_ir::vmath` (the interpreter's functions) for every special value and for
+//! The vector forms of the float32 and float64 logarithm and exponential give the bits of `voxcalc_ir::vmath` (the interpreter's functions) for every special value and for
 //! a sweep of bit patterns over the whole range, in whole vectors and in the scalar row tail.
 
-use voxcalc_ir::vmath::{exp_f32, log_f32, log_f64};
+use voxcalc_ir::vmath::{exp_f32, exp_f64, log_f32, log_f64};
 use voxcalc_ir::{ByteOrder, InputBuf, KernelBuilder, MathFn, RunArgs, UnaryOp};
 use voxcalc_jit::{compile, CompileOptions};
 use voxcalc_types::DType;
@@ -90,6 +89,15 @@ fn vector_exp_equals_the_interpreter() {
 
 #[test]
 fn vector_log_f64_equals_the_interpreter() {
+    check_f64(MathFn::Log, log_f64);
+}
+
+#[test]
+fn vector_exp_f64_equals_the_interpreter() {
+    check_f64(MathFn::Exp, exp_f64);
+}
+
+fn check_f64(f: MathFn, reference: fn(f64) -> f64) {
     let mut xs: Vec<f64> = vec![
         0.0,
         -0.0,
@@ -106,6 +114,11 @@ fn vector_log_f64_equals_the_interpreter() {
         std::f64::consts::E,
         1.0 + f64::EPSILON,
         1.0 - f64::EPSILON / 2.0,
+        709.782712893384,
+        709.7827128933841,
+        -745.1332191019411,
+        -745.1332191019412,
+        -708.3964185322641,
     ];
     let mut bits = 0u64;
     while let Some(next) = bits.checked_add(0x0000_4000_0000_0123) {
@@ -119,10 +132,13 @@ fn vector_log_f64_equals_the_interpreter() {
     let input = b.input(DType::F64, ByteOrder::Native);
     let view = b.view(input, 0, vec![1], vec![]);
     let x = b.load(view);
-    let y = b.unary(UnaryOp::Math(MathFn::Log), x);
+    let y = b.unary(UnaryOp::Math(f), x);
     let kernel = b.finish(y).expect("a valid kernel");
     let compiled = compile(&kernel, CompileOptions { keep_clif: true }).expect("compiles");
-    assert!(compiled.clif().unwrap_or_default().contains("f64x2"));
+    assert!(
+        compiled.clif().unwrap_or_default().contains("f64x2"),
+        "{f:?} must take the vector path"
+    );
     let bytes: Vec<u8> = xs.iter().flat_map(|x| x.to_le_bytes()).collect();
     let inputs = [InputBuf {
         bytes: &bytes,
@@ -136,10 +152,10 @@ fn vector_log_f64_equals_the_interpreter() {
         .expect("runs");
     for (i, (x, got)) in xs.iter().zip(out.chunks_exact(8)).enumerate() {
         let got = u64::from_le_bytes(got.try_into().expect("8 bytes"));
-        let want = log_f64(*x).to_bits();
+        let want = reference(*x).to_bits();
         assert_eq!(
             got, want,
-            "log({x:e}) (element {i}): JIT {got:#018x}, interpreter {want:#018x}"
+            "{f:?}({x:e}) (element {i}): JIT {got:#018x}, interpreter {want:#018x}"
         );
     }
 }

@@ -14,6 +14,7 @@ mod codegen;
 mod helpers;
 mod vector;
 
+use std::cell::RefCell;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
@@ -183,6 +184,13 @@ pub fn compile(kernel: &Kernel, options: CompileOptions) -> Result<CompiledKerne
         .ok_or_else(|| JitError("no kernel compiled".into()))
 }
 
+thread_local! {
+    /// Cranelift's contexts, reused by the compilations on one thread so their allocations are
+    /// made once (Cranelift clears them between functions).
+    static CONTEXTS: RefCell<Option<(Context, FunctionBuilderContext)>> =
+        const { RefCell::new(None) };
+}
+
 /// A kernel translated into a module, not yet finalised.
 struct Defined {
     id: FuncId,
@@ -211,8 +219,11 @@ fn compile_all(
     // The module owns its code from here on, so an error below frees what was allocated.
     let mut owner = ModuleOwner(Some(JITModule::new(jit_builder)));
     let module = owner.0.as_mut().expect("just created");
-    let mut ctx = Context::new();
-    let mut fb_ctx = FunctionBuilderContext::new();
+    // Contexts left by an earlier compilation on this thread keep their allocations; after an
+    // error they are dropped instead of returned (they may hold a half-built function).
+    let (mut ctx, mut fb_ctx) = CONTEXTS
+        .with(|c| c.borrow_mut().take())
+        .unwrap_or_else(|| (Context::new(), FunctionBuilderContext::new()));
     let mut defined = Vec::with_capacity(kernels.len());
     for (i, kernel) in kernels.iter().enumerate() {
         // Kernels with reductions compute several voxels side by side: their sequential
@@ -252,6 +263,7 @@ fn compile_all(
         module.clear_context(&mut ctx);
         defined.push(Defined { id, lanes, clif });
     }
+    CONTEXTS.with(|c| *c.borrow_mut() = Some((ctx, fb_ctx)));
     module
         .finalize_definitions()
         .map_err(|e| JitError(e.to_string()))?;

@@ -91,6 +91,8 @@ pub fn compile(formula: &str, images: &[(String, Image)]) -> Result<Formula, vox
 
 /// Runs `voxcalc eval`.
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
+    // Cranelift's cold start overlaps opening (and inflating) the inputs; never joined.
+    std::thread::spawn(voxcalc::warm_up);
     let bindings = parse_bindings(&args.inputs)?;
     let images = load_images(&bindings)?;
     let formula = compile(&args.formula, &images)?;

@@ -66,6 +66,8 @@ pub enum ColourChoice {
 
 /// Runs `voxcalc repl`.
 pub fn run(args: &ReplArgs) -> Result<()> {
+    // The first formula typed then compiles warm; never joined.
+    std::thread::spawn(voxcalc::warm_up);
     let interactive = std::io::stdin().is_terminal();
     let stdout_terminal = std::io::stdout().is_terminal();
     let colour = match args.color {

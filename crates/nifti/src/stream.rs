@@ -312,9 +312,12 @@ impl OutputStream {
             ));
         }
         let written = match &mut self.sink {
-            Sink::Plain(plain) => plain
-                .out
-                .write_all(chunk)
+            // In pieces of 1 MiB: one multi-megabyte write() spends most of its time in the
+            // kernel's page-cache copy on this class of VM (measured 4x slower than 1 MiB
+            // pieces for the same bytes).
+            Sink::Plain(plain) => chunk
+                .chunks(1 << 20)
+                .try_for_each(|piece| plain.out.write_all(piece))
                 .map_err(|e| NiftiError::io(&plain.target, "cannot write", e)),
             Sink::Gzip(gzip) => {
                 let n_remaining = self.data_len - self.n_written as usize - chunk.len();

@@ -50,18 +50,16 @@
 //! # Performance
 //!
 //! `cargo bench --bench nifti_io` (benches/nifti_io.rs) times voxcalc and nibabel alternately
-//! on the same files. Measured 2026-11-22 on the 2-core development machine while other jobs kept
-//! its load average at 5-6: wall times are inflated and parallel speed-ups lost, so the CPU
-//! columns (all threads) compare the work done. Medians of 3 alternating runs, 91x109x91x200
-//! int16 = 361 MB:
+//! on the same files. Measured 2026-11-22 on the idle 2-core development machine (load 1.2),
+//! medians of 3 alternating runs, 91x109x91x200 int16 = 361 MB:
 //!
 //! | operation | voxcalc wall s | nibabel wall s | ratio | voxcalc CPU s | nibabel CPU s |
 //! |---|---|---|---|---|---|
-//! | read 256^3 int16 `.nii` (mapped, no copy) | 0.0001 | 0.0007 | 7.3x | 0.00 | 0.00 |
-//! | read the nibabel-written `.nii.gz` (167.2 MB) | 3.15 | 4.31 | 1.4x | 1.31 | 2.14 |
-//! | write it as `.nii.gz`, level 1 (163.8 MB) | 4.85 | 8.70 | 1.8x | 2.15 | 4.76 |
-//! | read that voxcalc-written `.nii.gz` (parallel) | 2.55 | 4.39 | 1.7x | 1.27 | 2.21 |
-//! | stream it volume by volume ([`OutputStream`]) | 4.45 | 8.46 | 1.9x | 2.11 | 4.68 |
+//! | read 256^3 int16 `.nii` (mapped, no copy) | 0.0001 | 0.0006 | 6.9x | 0.00 | 0.00 |
+//! | read the nibabel-written `.nii.gz` (167.2 MB) | 0.71 | 2.07 | 2.9x | 0.79 | 2.07 |
+//! | write it as `.nii.gz`, level 1 (163.8 MB) | 1.30 | 4.61 | 3.5x | 2.46 | 4.50 |
+//! | read that voxcalc-written `.nii.gz` (parallel) | 0.43 | 2.52 | 5.9x | 0.81 | 2.52 |
+//! | stream it volume by volume ([`OutputStream`]) | 1.30 | 4.58 | 3.5x | 2.32 | 4.47 |
 //!
 //! Compression is libdeflate's (the `libdeflater` crate): its level 1 writes files slightly
 //! smaller than zlib's level 1, which nibabel uses (int16 above: 163.8 MB vs 167.2 MB; float64

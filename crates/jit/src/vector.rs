@@ -211,6 +211,17 @@ fn le() -> MemFlagsData {
     MemFlagsData::new().with_endianness(Endianness::Little)
 }
 
+/// The values fdlibm's `log` combines in its last step (see `Emitter::log_combine`).
+struct LogParts {
+    f: Value,
+    s: Value,
+    hfsq: Value,
+    r: Value,
+    dk: Value,
+    ln2_hi: Value,
+    ln2_lo: Value,
+}
+
 impl Emitter<'_, '_> {
     /// Vectors needed for `bits`-wide lanes.
     fn count(&self, bits: u32) -> usize {
@@ -625,6 +636,37 @@ impl Emitter<'_, '_> {
     }
 
     /// `voxcalc_ir::vmath::log_f32` on four lanes: the same operations in the same order.
+    /// fdlibm's last step of `log`, the same in float32 and float64 (lane-wise, no fused
+    /// multiply-add, so the bits equal `voxcalc_ir::vmath`'s): the two candidate results
+    /// `a` (for large `f`) and `c`, from which the caller selects.
+    fn log_combine(&mut self, p: LogParts) -> (Value, Value) {
+        let LogParts {
+            f,
+            s,
+            hfsq,
+            r,
+            dk,
+            ln2_hi,
+            ln2_lo,
+        } = p;
+        let dk_hi = self.b.ins().fmul(dk, ln2_hi);
+        let dk_lo = self.b.ins().fmul(dk, ln2_lo);
+        // a = dk*hi - ((hfsq - (s*(hfsq + r) + dk*lo)) - f)
+        let a = self.b.ins().fadd(hfsq, r);
+        let a = self.b.ins().fmul(s, a);
+        let a = self.b.ins().fadd(a, dk_lo);
+        let a = self.b.ins().fsub(hfsq, a);
+        let a = self.b.ins().fsub(a, f);
+        let a = self.b.ins().fsub(dk_hi, a);
+        // c = dk*hi - ((s*(f - r) - dk*lo) - f)
+        let c = self.b.ins().fsub(f, r);
+        let c = self.b.ins().fmul(s, c);
+        let c = self.b.ins().fsub(c, dk_lo);
+        let c = self.b.ins().fsub(c, f);
+        let c = self.b.ins().fsub(dk_hi, c);
+        (a, c)
+    }
+
     fn log_f32x4(&mut self, x: Value) -> Value {
         use voxcalc_ir::vmath::NEG_NAN_F32;
         let f32c = |e: &mut Self, bits: u32| e.splat_f32(f32::from_bits(bits));
@@ -685,21 +727,15 @@ impl Emitter<'_, '_> {
         let large_f = self.b.ins().icmp(IntCC::SignedGreaterThan, either, zero_i);
         let ln2_hi = f32c(self, 0x3f31_7180);
         let ln2_lo = f32c(self, 0x3717_f7d1);
-        let dk_hi = self.b.ins().fmul(dk, ln2_hi);
-        let dk_lo = self.b.ins().fmul(dk, ln2_lo);
-        // a = dk*hi - ((hfsq - (s*(hfsq + r) + dk*lo)) - f)
-        let a = self.b.ins().fadd(hfsq, r);
-        let a = self.b.ins().fmul(s, a);
-        let a = self.b.ins().fadd(a, dk_lo);
-        let a = self.b.ins().fsub(hfsq, a);
-        let a = self.b.ins().fsub(a, f);
-        let a = self.b.ins().fsub(dk_hi, a);
-        // c = dk*hi - ((s*(f - r) - dk*lo) - f)
-        let c = self.b.ins().fsub(f, r);
-        let c = self.b.ins().fmul(s, c);
-        let c = self.b.ins().fsub(c, dk_lo);
-        let c = self.b.ins().fsub(c, f);
-        let c = self.b.ins().fsub(dk_hi, c);
+        let (a, c) = self.log_combine(LogParts {
+            f,
+            s,
+            hfsq,
+            r,
+            dk,
+            ln2_hi,
+            ln2_lo,
+        });
         let large_f = self.cast_vec(types::F32X4, large_f);
         let res = self.b.ins().bitselect(large_f, a, c);
         let inf_bits = self.splat_bits(32, 0x7f80_0000);
@@ -811,19 +847,15 @@ impl Emitter<'_, '_> {
         let large_f = self.b.ins().icmp(IntCC::SignedGreaterThan, either, zero_i);
         let ln2_hi = f64c(self, 0x3fe6_2e42_fee0_0000);
         let ln2_lo = f64c(self, 0x3dea_39ef_3579_3c76);
-        let dk_hi = self.b.ins().fmul(dk, ln2_hi);
-        let dk_lo = self.b.ins().fmul(dk, ln2_lo);
-        let a = self.b.ins().fadd(hfsq, r);
-        let a = self.b.ins().fmul(s, a);
-        let a = self.b.ins().fadd(a, dk_lo);
-        let a = self.b.ins().fsub(hfsq, a);
-        let a = self.b.ins().fsub(a, f);
-        let a = self.b.ins().fsub(dk_hi, a);
-        let c = self.b.ins().fsub(f, r);
-        let c = self.b.ins().fmul(s, c);
-        let c = self.b.ins().fsub(c, dk_lo);
-        let c = self.b.ins().fsub(c, f);
-        let c = self.b.ins().fsub(dk_hi, c);
+        let (a, c) = self.log_combine(LogParts {
+            f,
+            s,
+            hfsq,
+            r,
+            dk,
+            ln2_hi,
+            ln2_lo,
+        });
         let large_f = as_f(self, large_f);
         let res = self.b.ins().bitselect(large_f, a, c);
         let inf_bits = i64c(self, 0x7ff0_0000_0000_0000);

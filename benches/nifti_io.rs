@@ -17,8 +17,10 @@
 //! Run without `--bench` (as `cargo test --all-targets` does), it does a quick smoke run on tiny
 //! volumes without Python, checking that what it writes reads back.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
@@ -26,6 +28,8 @@ use voxcalc_nifti::{
     DataSource, Header, NiftiImage, NiftiVersion, OutputImage, OutputStream, WriteOptions,
 };
 use voxcalc_types::DType;
+
+use common::{median, python, TempDir};
 
 const AFFINE: [[f64; 4]; 4] = [
     [-2.0, 0.0, 0.0, 90.0],
@@ -106,26 +110,6 @@ fn write_series_gz(path: &Path, shape: &[usize], use_nibabel: bool) -> &'static 
     "voxcalc (one member)"
 }
 
-/// A scratch directory removed on drop (the root package has no `tempfile` dependency).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let path = std::env::temp_dir().join(format!("voxcalc-nifti-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// CPU seconds (user + system, all threads) this process has used so far, from /proc; 0 where
 /// /proc is unavailable.
 fn cpu_seconds() -> f64 {
@@ -142,17 +126,6 @@ fn cpu_seconds() -> f64 {
         .collect();
     // The kernel reports USER_HZ ticks, 100 per second on Linux.
     ticks.iter().sum::<f64>() / 100.0
-}
-
-fn median(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
-}
-
-fn python() -> PathBuf {
-    std::env::var_os("VOXCALC_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python")))
 }
 
 /// The nibabel side (benches/nifti_io.py), kept running so that its runs can alternate with
@@ -218,7 +191,7 @@ fn main() {
             runs: 1,
         }
     };
-    let dir = TempDir::new();
+    let dir = TempDir::new("nifti-bench");
     let nii = dir.path().join("volume.nii");
     let nii_gz = dir.path().join("series.nii.gz");
     let out = dir.path().join("out.nii.gz");

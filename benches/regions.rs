@@ -26,13 +26,17 @@
 //! Run without `--bench` (as `cargo test --all-targets` does), it does a quick smoke run on a
 //! tiny atlas without Python: signals -> image -> signals must give the signals back.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
 use voxcalc::regions::{read_signals, write_signals, LabelMap, Order, Signals, Values};
 use voxcalc_nifti::{Header, NiftiImage, NiftiVersion, OutputImage, WriteOptions};
 use voxcalc_types::DType;
+
+use common::{median, python, TempDir};
 
 const AFFINE: [[f64; 4]; 4] = [
     [-2.0, 0.0, 0.0, 90.0],
@@ -112,43 +116,6 @@ fn write_signals_npy(path: &Path, n_times: usize, n_regions: usize) {
         .collect();
     let signals = Signals::new(Values::F32(values), &[n_times, n_regions], Order::C).unwrap();
     write_signals(path, &signals, &[]).unwrap();
-}
-
-/// A scratch directory removed on drop (the root package has no `tempfile` dependency).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let path = std::env::temp_dir().join(format!("voxcalc-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// The median: the middle sample, or the mean of the two middle ones for an even count.
-fn median(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    let mid = samples.len() / 2;
-    if samples.len().is_multiple_of(2) {
-        (samples[mid - 1] + samples[mid]) / 2.0
-    } else {
-        samples[mid]
-    }
-}
-
-fn python() -> PathBuf {
-    std::env::var_os("VOXCALC_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python")))
 }
 
 fn compare_script() -> &'static str {

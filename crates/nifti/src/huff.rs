@@ -1,0 +1,1 @@
+//! A fast Huffman-only deflate encoder (see the module code).

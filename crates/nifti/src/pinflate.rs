@@ -1,0 +1,1 @@
+//! Parallel inflate of a single gzip member (see the module code).

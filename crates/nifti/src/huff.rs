@@ -1,1 +1,0 @@
-//! A fast Huffman-only deflate encoder (see the module code).

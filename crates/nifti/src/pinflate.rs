@@ -1,1 +1,0 @@
-//! Parallel inflate of a single gzip member (see the module code).

@@ -635,7 +635,6 @@ impl Emitter<'_, '_> {
         Vals { bits: x.bits, vecs }
     }
 
-    /// `voxcalc_ir::vmath::log_f32` on four lanes: the same operations in the same order.
     /// fdlibm's last step of `log`, the same in float32 and float64 (lane-wise, no fused
     /// multiply-add, so the bits equal `voxcalc_ir::vmath`'s): the two candidate results
     /// `a` (for large `f`) and `c`, from which the caller selects.
@@ -667,6 +666,7 @@ impl Emitter<'_, '_> {
         (a, c)
     }
 
+    /// `voxcalc_ir::vmath::log_f32` on four lanes: the same operations in the same order.
     fn log_f32x4(&mut self, x: Value) -> Value {
         use voxcalc_ir::vmath::NEG_NAN_F32;
         let f32c = |e: &mut Self, bits: u32| e.splat_f32(f32::from_bits(bits));

@@ -76,6 +76,7 @@
 #![deny(missing_docs)]
 
 mod datatype;
+pub mod deflate;
 mod error;
 mod gz;
 mod header;

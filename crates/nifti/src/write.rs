@@ -21,7 +21,9 @@ use crate::read::{anon_buffer, touch_pages};
 pub struct WriteOptions {
     /// libdeflate level for `.gz` outputs: 0 stores, 1 (the default) is fastest, 12 smallest.
     /// libdeflate's level 1 gives files slightly smaller than zlib's level 1 (what nibabel
-    /// writes) at a fraction of its CPU time.
+    /// writes) at a fraction of its CPU time. At level 1, a member whose sample shows that
+    /// matching would save less than 10% is Huffman-coded only ([`crate::deflate`]), about
+    /// five times faster than libdeflate on noisy float data and as small.
     pub compression_level: u32,
     /// Uncompressed bytes per gzip member: each block is compressed independently, in
     /// parallel, and the members are concatenated (a valid multi-member gzip file that nibabel,

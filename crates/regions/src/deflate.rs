@@ -5,46 +5,7 @@
 //! search. Any inflater reads it (it is plain RFC 1951/1952); data without runs are stored as
 //! fixed-Huffman literals (about 6% larger than raw).
 
-/// Writes bits least-significant first, as deflate packs them.
-struct BitWriter {
-    out: Vec<u8>,
-    acc: u64,
-    n_bits: u32,
-}
-
-impl BitWriter {
-    #[inline]
-    fn put(&mut self, bits: u32, count: u32) {
-        // At most 31 bits wait in `acc` and a code has at most 13: it never overflows.
-        self.acc |= u64::from(bits) << self.n_bits;
-        self.n_bits += count;
-        if self.n_bits >= 32 {
-            self.out.extend_from_slice(&(self.acc as u32).to_le_bytes());
-            self.acc >>= 32;
-            self.n_bits -= 32;
-        }
-    }
-
-    fn finish(mut self) -> Vec<u8> {
-        while self.n_bits > 0 {
-            self.out.push(self.acc as u8);
-            self.acc >>= 8;
-            self.n_bits = self.n_bits.saturating_sub(8);
-        }
-        self.out
-    }
-}
-
-/// Reverses the low `len` bits of `code` (Huffman codes are sent most-significant bit first).
-const fn reverse(code: u32, len: u32) -> u32 {
-    let mut out = 0;
-    let mut i = 0;
-    while i < len {
-        out |= ((code >> i) & 1) << (len - 1 - i);
-        i += 1;
-    }
-    out
-}
+use voxcalc_nifti::deflate::{reverse_bits as reverse, BitWriter};
 
 /// The fixed literal/length code of symbol `sym` (RFC 1951, 3.2.6), bit-reversed, and its length.
 const fn fixed_code(sym: u32) -> (u32, u32) {
@@ -169,18 +130,12 @@ impl RunEncoder {
     /// An encoder for elements of `element_size` bytes (1 to 8).
     pub fn new(element_size: usize) -> RunEncoder {
         let size = element_size.clamp(1, 8);
+        let mut header = Vec::with_capacity(4096);
+        header.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255]);
         let mut encoder = Encoder {
-            bits: BitWriter {
-                out: Vec::with_capacity(4096),
-                acc: 0,
-                n_bits: 0,
-            },
+            bits: BitWriter::new(header),
             distance: distance_code(size),
         };
-        encoder
-            .bits
-            .out
-            .extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255]);
         // BFINAL = 1, BTYPE = 01 (fixed Huffman).
         encoder.bits.put(1, 1);
         encoder.bits.put(1, 2);

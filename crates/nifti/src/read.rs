@@ -324,7 +324,7 @@ pub(crate) fn anon_buffer(len: usize) -> io::Result<MmapMut> {
 /// Bytes per page touched when pre-faulting (the smallest page size).
 const PAGE: usize = 4096;
 /// Buffers are pre-faulted and handed to the inflater in chunks of this size.
-const PREFAULT_CHUNK: usize = 8 << 20;
+pub(crate) const PREFAULT_CHUNK: usize = 8 << 20;
 
 /// Writes one byte per page so the kernel maps (and zeroes) every page now.
 pub(crate) fn touch_pages(chunk: &mut [u8]) {
@@ -603,15 +603,27 @@ fn inflate_whole(
     }
     let pad = (PAGE - prefix % PAGE) % PAGE;
     let mut map = anon_buffer(pad + total).ok()?;
+    let deflate = &compressed[start..end];
+    if deflate.len() >= SPLIT_MIN
+        && rayon::current_num_threads() >= 2
+        && crate::pinflate::inflate_split(deflate, &mut map[pad..]).is_some()
+        && parallel_crc32(&map[pad..]) == crc
+    {
+        return Some((map, pad + prefix));
+    }
     // Fault the pages in on all cores first: otherwise the kernel's page zeroing (and, for huge
     // pages, any compaction) runs inline in the single-threaded inflate.
     map.par_chunks_mut(PREFAULT_CHUNK).for_each(touch_pages);
-    crate::gz::inflate_exact(&compressed[start..end], &mut map[pad..]).ok()?;
+    crate::gz::inflate_exact(deflate, &mut map[pad..]).ok()?;
     if parallel_crc32(&map[pad..]) != crc {
         return None;
     }
     Some((map, pad + prefix))
 }
+
+/// Deflate streams at least this long are inflated in two halves at once
+/// ([`crate::pinflate`]) when rayon has two threads; below it the split does not pay.
+const SPLIT_MIN: usize = 16 << 20;
 
 /// The CRC-32 of `bytes`, computed in chunks on all cores and combined.
 fn parallel_crc32(bytes: &[u8]) -> u32 {

@@ -602,14 +602,38 @@ fn inflate_whole(
         return None;
     }
     let pad = (PAGE - prefix % PAGE) % PAGE;
+    let map = inflate_checked(&compressed[start..end], pad, total, crc, Inflate::Auto)?;
+    Some((map, pad + prefix))
+}
+
+/// How [`inflate_checked`] may inflate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Inflate {
+    /// One libdeflate call.
+    Serial,
+    /// In two halves at once ([`crate::pinflate`]) when the stream is long enough and rayon has
+    /// two threads, else (or when that fails) serially.
+    Auto,
+}
+
+/// Inflates the raw deflate stream `deflate` into a new page-aligned buffer of `pad + total`
+/// bytes, the output starting at `pad`; `None` unless it fills exactly `total` bytes whose
+/// CRC-32 is `crc`.
+pub(crate) fn inflate_checked(
+    deflate: &[u8],
+    pad: usize,
+    total: usize,
+    crc: u32,
+    how: Inflate,
+) -> Option<MmapMut> {
     let mut map = anon_buffer(pad + total).ok()?;
-    let deflate = &compressed[start..end];
-    if deflate.len() >= SPLIT_MIN
+    if how == Inflate::Auto
+        && deflate.len() >= SPLIT_MIN
         && rayon::current_num_threads() >= 2
         && crate::pinflate::inflate_split(deflate, &mut map[pad..]).is_some()
         && parallel_crc32(&map[pad..]) == crc
     {
-        return Some((map, pad + prefix));
+        return Some(map);
     }
     // Fault the pages in on all cores first: otherwise the kernel's page zeroing (and, for huge
     // pages, any compaction) runs inline in the single-threaded inflate.
@@ -618,7 +642,7 @@ fn inflate_whole(
     if parallel_crc32(&map[pad..]) != crc {
         return None;
     }
-    Some((map, pad + prefix))
+    Some(map)
 }
 
 /// Deflate streams at least this long are inflated in two halves at once

@@ -410,26 +410,66 @@ impl<T> Chunk<T> {
     }
 }
 
-/// Output being written: full chunks, then the current one, filled up to `pos`.
-struct Out<T> {
+/// Where output is being written: a region of the caller's buffer, or a chunk of our own.
+enum Buf<'a, T> {
+    Borrowed(&'a mut [T]),
+    Owned(Vec<T>),
+}
+
+impl<T> Buf<'_, T> {
+    fn slice(&self) -> &[T] {
+        match self {
+            Buf::Borrowed(region) => region,
+            Buf::Owned(chunk) => chunk,
+        }
+    }
+
+    fn slice_mut(&mut self) -> &mut [T] {
+        match self {
+            Buf::Borrowed(region) => region,
+            Buf::Owned(chunk) => chunk,
+        }
+    }
+}
+
+/// Output being written: optionally a borrowed region first, then full chunks, then the
+/// current buffer, filled up to `pos`. Every buffer starts with [`WINDOW`] symbols of history.
+struct Out<'a, T> {
+    /// Symbols written into the borrowed region (once it is full or finished).
+    direct: usize,
     done: Vec<Chunk<T>>,
-    buf: Vec<T>,
+    buf: Buf<'a, T>,
     pos: usize,
     chunk_len: usize,
-    /// Symbols produced so far by the chunks in `done`.
+    /// Symbols produced so far before the current buffer.
     produced: usize,
     /// Most output symbols allowed (beyond which the stream cannot be the expected one).
     limit: usize,
 }
 
-impl<T: Symbol> Out<T> {
-    /// Output whose history is `window` (exactly [`WINDOW`] symbols).
-    fn new(window: &[T], chunk_len: usize, limit: usize) -> Out<T> {
+impl<'a, T: Symbol> Out<'a, T> {
+    /// Output in chunks whose history is `window` (exactly [`WINDOW`] symbols).
+    fn new(window: &[T], chunk_len: usize, limit: usize) -> Out<'a, T> {
         let mut buf = vec![T::default(); chunk_len.max(2 * WINDOW + MARGIN)];
         buf[..WINDOW].copy_from_slice(window);
         Out {
+            direct: 0,
             done: Vec::new(),
-            buf,
+            buf: Buf::Owned(buf),
+            pos: WINDOW,
+            chunk_len,
+            produced: 0,
+            limit,
+        }
+    }
+
+    /// Output into `region` (whose first [`WINDOW`] symbols are the history) and then, when
+    /// that is full, in chunks.
+    fn in_region(region: &'a mut [T], chunk_len: usize, limit: usize) -> Out<'a, T> {
+        Out {
+            direct: 0,
+            done: Vec::new(),
+            buf: Buf::Borrowed(region),
             pos: WINDOW,
             chunk_len,
             produced: 0,
@@ -444,13 +484,27 @@ impl<T: Symbol> Out<T> {
 
     /// The last [`WINDOW`] symbols.
     fn window(&self) -> &[T] {
-        &self.buf[self.pos - WINDOW..self.pos]
+        &self.buf.slice()[self.pos - WINDOW..self.pos]
+    }
+
+    /// Sets the current buffer aside as full.
+    fn retire(&mut self, next: Buf<'a, T>) {
+        let n = self.pos - WINDOW;
+        match std::mem::replace(&mut self.buf, next) {
+            Buf::Borrowed(_) => self.direct = n,
+            Buf::Owned(mut full) => {
+                full.truncate(self.pos);
+                self.done.push(Chunk { buf: full });
+            }
+        }
+        self.produced += n;
+        self.pos = WINDOW;
     }
 
     /// Starts a new chunk (keeping the window) once fewer than [`MARGIN`] symbols are free.
     #[cold]
     fn room(&mut self) -> Res<()> {
-        if self.pos + MARGIN <= self.buf.len() {
+        if self.pos + MARGIN <= self.buf.slice().len() {
             return Ok(());
         }
         if self.len() > self.limit {
@@ -458,22 +512,17 @@ impl<T: Symbol> Out<T> {
         }
         let mut buf = vec![T::default(); self.chunk_len.max(2 * WINDOW + MARGIN)];
         buf[..WINDOW].copy_from_slice(self.window());
-        let mut full = std::mem::replace(&mut self.buf, buf);
-        full.truncate(self.pos);
-        self.produced += self.pos - WINDOW;
-        self.done.push(Chunk { buf: full });
-        self.pos = WINDOW;
+        self.retire(Buf::Owned(buf));
         Ok(())
     }
 
-    /// The chunks, the current one included.
-    fn finish(mut self) -> Res<Vec<Chunk<T>>> {
+    /// The number of symbols in the borrowed region and the chunks, the current one included.
+    fn finish(mut self) -> Res<(usize, Vec<Chunk<T>>)> {
         if self.len() > self.limit {
             return Err(Bad);
         }
-        self.buf.truncate(self.pos);
-        self.done.push(Chunk { buf: self.buf });
-        Ok(self.done)
+        self.retire(Buf::Owned(Vec::new()));
+        Ok((self.direct, self.done))
     }
 }
 
@@ -487,7 +536,7 @@ fn huffman<T: Symbol>(
     bits: &mut Bits,
     lit: &[u32; LIT_SIZE],
     dist: &[u32; DIST_SIZE],
-    out: &mut Out<T>,
+    out: &mut Out<'_, T>,
 ) -> Res<()> {
     let input = bits.input;
     let mut in_pos = bits.pos;
@@ -503,7 +552,7 @@ fn huffman<T: Symbol>(
             break Err(Bad);
         }
         pos = out.pos;
-        let buf = &mut out.buf[..];
+        let buf = out.buf.slice_mut();
         let out_end = buf.len() - MARGIN;
         // Refills to at least 48 bits (enough for a length, a distance and their extra bits).
         macro_rules! refill {
@@ -634,7 +683,7 @@ fn copy_match<T: Copy + Default>(buf: &mut [T], pos: usize, dist: usize, len: us
 }
 
 /// Copies a stored block's bytes.
-fn stored<T: Symbol>(bits: &mut Bits, out: &mut Out<T>) -> Res<()> {
+fn stored<T: Symbol>(bits: &mut Bits, out: &mut Out<'_, T>) -> Res<()> {
     bits.align();
     let header = bits.input.get(bits.pos..bits.pos + 4).ok_or(Bad)?;
     let len = u16::from_le_bytes([header[0], header[1]]);
@@ -645,8 +694,9 @@ fn stored<T: Symbol>(bits: &mut Bits, out: &mut Out<T>) -> Res<()> {
     let mut bytes = bits.input.get(start..start + usize::from(len)).ok_or(Bad)?;
     while !bytes.is_empty() {
         out.room()?;
-        let n = bytes.len().min(out.buf.len() - MARGIN - out.pos).max(1);
-        for (slot, &byte) in out.buf[out.pos..out.pos + n].iter_mut().zip(&bytes[..n]) {
+        let buf = out.buf.slice_mut();
+        let n = bytes.len().min(buf.len() - MARGIN - out.pos).max(1);
+        for (slot, &byte) in buf[out.pos..out.pos + n].iter_mut().zip(&bytes[..n]) {
             *slot = T::literal(byte);
         }
         out.pos += n;
@@ -684,7 +734,7 @@ impl<'a> Decoder<'a> {
     }
 
     /// Decodes one whole block into `out`.
-    fn block<T: Symbol>(&mut self, out: &mut Out<T>) -> Res<BlockEnd> {
+    fn block<T: Symbol>(&mut self, out: &mut Out<'_, T>) -> Res<BlockEnd> {
         self.bits.refill();
         let last = self.bits.take(1) == 1;
         match self.bits.take(2) {
@@ -706,28 +756,30 @@ impl<'a> Decoder<'a> {
     }
 }
 
-/// The decoded tail: 16-bit symbols (bytes and window markers) first, then bytes.
+/// The decoded tail: 16-bit symbols (bytes and window markers) first, then bytes: some in the
+/// caller's region (see [`decode_tail`]), the rest in chunks.
 pub(crate) struct Tail {
     marked: Vec<Chunk<u16>>,
+    /// Bytes written to `region[marked_len()..]`.
+    direct: usize,
     plain: Vec<Chunk<u8>>,
 }
 
 impl Tail {
-    /// Decoded length.
-    pub(crate) fn len(&self) -> usize {
-        let marked: usize = self.marked.iter().map(|c| c.data().len()).sum();
-        let plain: usize = self.plain.iter().map(|c| c.data().len()).sum();
-        marked + plain
+    /// Length of the 16-bit part.
+    fn marked_len(&self) -> usize {
+        self.marked.iter().map(|c| c.data().len()).sum()
     }
 
-    /// Whether the tail, resolved against `window`, starts with `bytes`.
+    /// Decoded length.
+    pub(crate) fn len(&self) -> usize {
+        let plain: usize = self.plain.iter().map(|c| c.data().len()).sum();
+        self.marked_len() + self.direct + plain
+    }
+
+    /// Whether the 16-bit part, resolved against `window`, starts with `bytes`.
     fn starts_with(&self, window: &[u8], bytes: &[u8]) -> bool {
-        let marked = self.marked.iter().flat_map(|c| c.data().iter().copied());
-        let plain = self
-            .plain
-            .iter()
-            .flat_map(|c| c.data().iter().map(|&b| u16::from(b)));
-        let mut symbols = marked.chain(plain);
+        let mut symbols = self.marked.iter().flat_map(|c| c.data().iter().copied());
         bytes.iter().all(|&byte| {
             symbols.next().is_some_and(|symbol| match symbol {
                 0..=255 => symbol == u16::from(byte),
@@ -736,15 +788,22 @@ impl Tail {
         })
     }
 
-    /// Writes the tail into `out` (exactly [`Tail::len`] bytes), resolving markers against
-    /// `window` (the [`WINDOW`] bytes before the split; `None` when there are none, when any
-    /// marker is an error). Chunks are freed as they are copied, on all cores.
-    pub(crate) fn write_to(self, window: Option<&[u8]>, out: &mut [u8]) -> Res<()> {
-        if out.len() != self.len() || window.is_some_and(|w| w.len() != WINDOW) {
+    /// Writes the 16-bit part into `marked_out` (exactly [`Tail::marked_len`] bytes),
+    /// resolving markers against `window` (the [`WINDOW`] bytes before the split; `None` when
+    /// there are none, when any marker is an error), and the chunks of bytes into `plain_out`
+    /// (the rest after the direct part). Chunks are freed as they are copied, on all cores.
+    fn write_to(
+        self,
+        window: Option<&[u8]>,
+        marked_out: &mut [u8],
+        plain_out: &mut [u8],
+    ) -> Res<()> {
+        if window.is_some_and(|w| w.len() != WINDOW)
+            || marked_out.len() != self.marked_len()
+            || marked_out.len() + self.direct + plain_out.len() != self.len()
+        {
             return Err(Bad);
         }
-        let (marked_out, plain_out) =
-            out.split_at_mut(self.marked.iter().map(|c| c.data().len()).sum());
         let mut pieces: Vec<(Piece, &mut [u8])> = Vec::new();
         let mut rest = marked_out;
         for chunk in self.marked {
@@ -791,8 +850,10 @@ fn markers() -> Vec<u16> {
 }
 
 /// Decodes from bit `bit` of the raw deflate stream `input` to its final block, which must end
-/// in the last byte of `input`; at most `limit` bytes of output.
-pub(crate) fn decode_tail(input: &[u8], bit: usize, limit: usize) -> Res<Tail> {
+/// in the last byte of `input`; at most `limit` bytes of output. Once the output is plain
+/// bytes, at offset `m` (the 16-bit part's length), it goes to `region[m..]` (the window
+/// before it) while that has room, then to chunks.
+pub(crate) fn decode_tail(input: &[u8], bit: usize, limit: usize, region: &mut [u8]) -> Res<Tail> {
     let mut decoder = Decoder::new(input, bit);
     let mut marked = Out::new(&markers(), CHUNK_SYMBOLS, limit);
     let mut last = false;
@@ -802,19 +863,35 @@ pub(crate) fn decode_tail(input: &[u8], bit: usize, limit: usize) -> Res<Tail> {
             break;
         }
     }
-    let window: Vec<u8> = marked.window().iter().map(|&s| s as u8).collect();
-    let remaining = limit.saturating_sub(marked.len());
-    let marked = marked.finish()?;
+    let n_marked = marked.len();
+    let remaining = limit.saturating_sub(n_marked);
     let chunk = CHUNK_BYTES.min(remaining + WINDOW + MARGIN);
-    let mut plain = Out::new(&window, chunk, remaining);
+    // At least WINDOW symbols were decoded, or the window would still hold markers.
+    let mut plain = match region.get_mut(n_marked.saturating_sub(WINDOW)..) {
+        Some(rest) if !last && n_marked >= WINDOW && rest.len() >= 2 * WINDOW + MARGIN => {
+            for (slot, &symbol) in rest.iter_mut().zip(marked.window()) {
+                *slot = symbol as u8;
+            }
+            Out::in_region(rest, chunk, remaining)
+        }
+        _ => {
+            let window: Vec<u8> = marked.window().iter().map(|&s| s as u8).collect();
+            Out::new(&window, chunk, remaining)
+        }
+    };
+    let (_, marked) = marked.finish()?;
     while !last {
         last = decoder.block(&mut plain)?.last;
     }
-    let plain = plain.finish()?;
+    let (direct, plain) = plain.finish()?;
     if decoder.bits.bit_pos().div_ceil(8) != input.len() {
         return Err(Bad);
     }
-    Ok(Tail { marked, plain })
+    Ok(Tail {
+        marked,
+        direct,
+        plain,
+    })
 }
 
 /// Whether the bits at `bit` start a non-final dynamic block whose code-length code is
@@ -906,35 +983,39 @@ pub(crate) fn inflate_split(input: &[u8], out: &mut [u8]) -> Option<()> {
     let n_bits = input.len() * 8;
     let split = find_block(input, (n_bits as f64 * SPLIT_AT) as usize, total)?;
     let estimate = total as f64 * split as f64 / n_bits as f64;
-    let reach = ((estimate + total as f64 * HEAD_SLACK) as usize + UNWRITTEN).min(total);
-    // Fault in the pages the head will fill on all cores; the tail's are faulted when it is
-    // copied in.
+    let reach = ((estimate + total as f64 * HEAD_SLACK) as usize + OVERLAP + UNWRITTEN).min(total);
+    // Fault in the pages the head will fill on all cores; the tail faults its own region as it
+    // writes it.
     out[..reach]
         .par_chunks_mut(crate::read::PREFAULT_CHUNK)
         .for_each(crate::read::touch_pages);
+    let (head, region) = out.split_at_mut(reach);
     let (written, tail) = rayon::join(
-        || inflate_prefix(input, &mut out[..reach]),
-        || decode_tail(input, split, total).ok(),
+        || inflate_prefix(input, head),
+        || decode_tail(input, split, total, region).ok(),
     );
-    let tail = tail?;
+    let (written, tail) = (written?, tail?);
     let n_head = total.checked_sub(tail.len())?;
-    if n_head < WINDOW {
+    let n_marked = tail.marked_len();
+    // The head ran on past the split: where both decoded the same bytes they must agree,
+    // which checks the split and the tail's length independently of the CRC.
+    let overlap = OVERLAP.min(n_marked);
+    if n_head < WINDOW || written < n_head + overlap || n_head > reach {
         return None;
-    }
-    let mut written = written?;
-    if written < n_head + OVERLAP.min(tail.len()) {
-        let reach = (n_head + OVERLAP + UNWRITTEN).min(total);
-        written = inflate_prefix(input, &mut out[..reach])?;
     }
     let (done, rest) = out.split_at_mut(n_head);
     let window = &done[n_head - WINDOW..];
-    // The head ran on past the split: where both decoded the same bytes they must agree,
-    // which checks the split and the tail's length independently of the CRC.
-    let overlap = (written - n_head).min(OVERLAP).min(tail.len());
-    if overlap < OVERLAP.min(tail.len()) || !tail.starts_with(window, &rest[..overlap]) {
+    if !tail.starts_with(window, &rest[..overlap]) {
         return None;
     }
-    tail.write_to(Some(window), rest).ok()
+    // The direct part moves down from `reach + n_marked` to its place after the 16-bit part.
+    let direct = reach - n_head + n_marked..reach - n_head + n_marked + tail.direct;
+    if tail.direct > 0 {
+        rest.copy_within(direct, n_marked);
+    }
+    let (marked_out, rest) = rest.split_at_mut(n_marked);
+    let plain_out = &mut rest[tail.direct..];
+    tail.write_to(Some(window), marked_out, plain_out).ok()
 }
 
 /// Bytes past the split that the head and the tail must agree on.
@@ -964,10 +1045,16 @@ mod tests {
 
     /// Inflates `input` whole with this module's decoder (from bit 0, no window).
     fn inflate_own(input: &[u8], limit: usize) -> Res<Vec<u8>> {
-        let tail = decode_tail(input, 0, limit)?;
+        let tail = decode_tail(input, 0, limit, &mut [])?;
         let mut out = vec![0; tail.len()];
-        tail.write_to(None, &mut out)?;
+        assemble(tail, None, &mut out)?;
         Ok(out)
+    }
+
+    /// Writes a tail decoded without a region into `out`.
+    fn assemble(tail: Tail, window: Option<&[u8]>, out: &mut [u8]) -> Res<()> {
+        let (marked_out, plain_out) = out.split_at_mut(tail.marked_len().min(out.len()));
+        tail.write_to(window, marked_out, plain_out)
     }
 
     /// A small deterministic generator (xorshift64*).
@@ -1097,13 +1184,12 @@ mod tests {
             let n_head = Decompressor::new()
                 .deflate_decompress(&head, &mut out)
                 .unwrap();
-            let tail = decode_tail(compressed, split, data.len())
+            let tail = decode_tail(compressed, split, data.len(), &mut [])
                 .unwrap_or_else(|_| panic!("{name} at {split}"));
             assert_eq!(n_head + tail.len(), data.len(), "{name} at {split}");
             let (done, rest) = out.split_at_mut(n_head);
             let window = (n_head >= WINDOW).then(|| &done[n_head - WINDOW..]);
-            tail.write_to(window, rest)
-                .unwrap_or_else(|_| panic!("{name} at {split}"));
+            assemble(tail, window, rest).unwrap_or_else(|_| panic!("{name} at {split}"));
             assert!(out == data, "{name} at {split}");
         }
         n_split
@@ -1206,10 +1292,10 @@ mod tests {
         let mut s = f64::MAX;
         for _ in 0..3 {
             s = s.min(time("decode_tail alone", &mut || {
-                n_tail = decode_tail(input, split, total).unwrap().len()
+                n_tail = decode_tail(input, split, total, &mut []).unwrap().len()
             }));
         }
-        let tail = decode_tail(input, split, total).unwrap();
+        let tail = decode_tail(input, split, total, &mut []).unwrap();
         eprintln!(
             "tail {n_tail} bytes: {:.0} MB/s; marked symbols {}",
             n_tail as f64 / s / 1e6,
@@ -1235,11 +1321,11 @@ mod tests {
                         .deflate_decompress(&head, &mut fresh)
                         .unwrap()
                 },
-                || decode_tail(input, split, total).unwrap(),
+                || decode_tail(input, split, total, &mut []).unwrap(),
             );
             let t_join = t.elapsed().as_secs_f64();
             let (done, rest) = fresh.split_at_mut(n_head);
-            tail.write_to(Some(&done[n_head - WINDOW..]), rest).unwrap();
+            assemble(tail, Some(&done[n_head - WINDOW..]), rest).unwrap();
             eprintln!(
                 "join {t_join:.3} s, then write_to {:.3} s",
                 t.elapsed().as_secs_f64() - t_join

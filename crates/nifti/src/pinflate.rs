@@ -29,7 +29,7 @@ const CHUNK_SYMBOLS: usize = 4 << 20;
 const MARGIN: usize = 258 + 16;
 /// The split is searched for from this fraction of the stream's bits (the head, inflated by
 /// libdeflate, is faster than the tail's decoder, so it gets more).
-const SPLIT_AT: f64 = 0.6;
+const SPLIT_AT: f64 = 0.64;
 /// How far past the target the split search goes before giving up.
 const SEARCH_BITS: usize = 2 << 20 << 3;
 /// Blocks the tail must decode from a candidate split for it to count as a block boundary.
@@ -953,7 +953,7 @@ pub(crate) fn find_block(input: &[u8], from: usize, limit: usize) -> Option<usiz
 
 /// How far (as a fraction of the output) past its estimated end the head is inflated, so that
 /// it covers the head even when the head compresses better than the whole.
-const HEAD_SLACK: f64 = 0.03;
+const HEAD_SLACK: f64 = 0.02;
 /// Bytes at the end of a full output buffer that libdeflate may have left unwritten when it
 /// stops for lack of space (it stops before a match or stored block that does not fit).
 const UNWRITTEN: usize = 65_535 + 258 + 8;

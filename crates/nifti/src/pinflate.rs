@@ -124,15 +124,16 @@ impl<'a> Bits<'a> {
 // ---------------------------------------------------------------------------------------------
 // Huffman tables
 
-/// Table entry layout: bits 0-4 the code length to consume at this level, bits 5-7 the kind,
-/// bits 8-11 the extra-bit count (or a subtable's index bits), bits 16-31 the value (literal,
-/// length or distance base, or subtable offset).
-const KIND: u32 = 7 << 5;
+/// Table entry layout: bits 0-4 the code length to consume at this level (so that shifting
+/// the bit buffer by a whole entry, which masks the shift to 6 bits, consumes it), bits 8-11
+/// the extra-bit count (or a subtable's index bits), bits 12-14 the kind, bits 16-31 the value
+/// (literal, length or distance base, or subtable offset).
+const KIND: u32 = 7 << 12;
 const K_LIT: u32 = 0;
-const K_LEN: u32 = 1 << 5;
-const K_EOB: u32 = 2 << 5;
-const K_SUB: u32 = 3 << 5;
-const K_BAD: u32 = 4 << 5;
+const K_LEN: u32 = 1 << 12;
+const K_EOB: u32 = 2 << 12;
+const K_SUB: u32 = 3 << 12;
+const K_BAD: u32 = 4 << 12;
 
 const fn entry(kind: u32, value: u32, extra: u32) -> u32 {
     (value << 16) | (extra << 8) | kind
@@ -555,14 +556,17 @@ fn huffman<T: Symbol>(
         let buf = out.buf.slice_mut();
         let out_end = buf.len() - MARGIN;
         // Refills to at least 48 bits (enough for a length, a distance and their extra bits).
+        // Only the low 8 bits of `count` are meaningful here (see `consume`).
         macro_rules! refill {
             () => {
                 if let Some(word) = input.get(in_pos..in_pos + 8) {
                     let word = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
-                    bit_buf |= word << count;
-                    in_pos += (63 - count as usize) >> 3;
-                    count |= 56;
+                    let valid = count as u8;
+                    bit_buf |= word << valid;
+                    in_pos += usize::from(63 - valid) >> 3;
+                    count = u32::from(valid | 56);
                 } else {
+                    count &= 0xff;
                     while count <= 56 {
                         let byte = input.get(in_pos).copied().unwrap_or(0);
                         bit_buf |= u64::from(byte) << count;
@@ -572,11 +576,14 @@ fn huffman<T: Symbol>(
                 }
             };
         }
+        // Consumes the code length in the low bits of an entry: the shift masks it to 6 bits,
+        // and subtracting the whole entry leaves the low 8 bits of `count` right (there are
+        // always enough bits, so nothing borrows from them).
         macro_rules! consume {
             ($n:expr) => {
                 let n = $n;
-                bit_buf >>= n;
-                count -= n;
+                bit_buf = bit_buf.wrapping_shr(n);
+                count = count.wrapping_sub(n);
             };
         }
         refill!();
@@ -584,16 +591,16 @@ fn huffman<T: Symbol>(
         // it is looked up, more than a primary index needs).
         let mut e = lit[(bit_buf as usize) & LIT_MASK];
         while pos <= out_end {
-            if count < 48 {
+            if (count as u8) < 48 {
                 refill!();
             }
             if e & KIND == K_LIT {
-                consume!(e & 31);
+                consume!(e);
                 buf[pos] = T::literal((e >> 16) as u8);
                 pos += 1;
                 e = lit[(bit_buf as usize) & LIT_MASK];
                 if e & KIND == K_LIT {
-                    consume!(e & 31);
+                    consume!(e);
                     buf[pos] = T::literal((e >> 16) as u8);
                     pos += 1;
                     e = lit[(bit_buf as usize) & LIT_MASK];
@@ -606,7 +613,7 @@ fn huffman<T: Symbol>(
                 let index = (e >> 16) as usize + (bit_buf as usize & ((1 << sub_bits) - 1));
                 e = lit[index & (LIT_SIZE - 1)];
                 if e & KIND == K_LIT {
-                    consume!(e & 31);
+                    consume!(e);
                     buf[pos] = T::literal((e >> 16) as u8);
                     pos += 1;
                     e = lit[(bit_buf as usize) & LIT_MASK];
@@ -614,10 +621,10 @@ fn huffman<T: Symbol>(
                 }
             }
             if e & KIND != K_LEN {
-                consume!(e & 31);
+                consume!(e);
                 break 'outer if e & KIND == K_EOB { Ok(()) } else { Err(Bad) };
             }
-            consume!(e & 31);
+            consume!(e);
             let extra = (e >> 8) & 15;
             let len = (e >> 16) as usize + (bit_buf & ((1 << extra) - 1)) as usize;
             consume!(extra);
@@ -631,7 +638,7 @@ fn huffman<T: Symbol>(
             if d & KIND != K_LEN {
                 break 'outer Err(Bad);
             }
-            consume!(d & 31);
+            consume!(d);
             let extra = (d >> 8) & 15;
             let distance = (d >> 16) as usize + (bit_buf & ((1 << extra) - 1)) as usize;
             consume!(extra);
@@ -645,7 +652,7 @@ fn huffman<T: Symbol>(
     out.pos = pos;
     bits.pos = in_pos;
     bits.buf = bit_buf;
-    bits.count = count;
+    bits.count = count & 0xff;
     result
 }
 

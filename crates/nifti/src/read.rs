@@ -566,9 +566,10 @@ fn open_indexed_gz(
     })())
 }
 
-/// Inflates a single-member gzip file (what nibabel, FSL and most tools write) in one libdeflate
-/// call straight into the final buffer: the header tells the decompressed size, which must agree
-/// with the trailer's ISIZE, and the CRC is checked. `header.vox_offset` bytes precede the data
+/// Inflates a single-member gzip file (what nibabel, FSL and most tools write) straight into
+/// the final buffer, in two halves at once when it is large ([`inflate_checked`]), else in one
+/// libdeflate call: the header tells the decompressed size, which must agree with the
+/// trailer's ISIZE, and the CRC is checked. `header.vox_offset` bytes precede the data
 /// in the stream (the header and extensions of a single file; for a pair, what the data file
 /// holds before the data). The buffer is laid out so that the data start on a page boundary,
 /// and that offset is returned with it. `None` when the data do not fit the memory budget or

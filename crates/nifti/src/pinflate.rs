@@ -1269,6 +1269,25 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_reader_splits_large_streams_and_falls_back_on_a_bad_crc() {
+        use crate::read::{inflate_checked, Inflate};
+        let data = sample(3, 4 << 20, 13);
+        let compressed = libdeflate(&data, 1);
+        assert!(compressed.len() > 1 << 20);
+        let crc = crc32fast::hash(&data);
+        // A fresh stream split by hand agrees (so the reader's Auto path is the split one).
+        let mut out = vec![0; data.len()];
+        assert!(inflate_split(&compressed, &mut out).is_some());
+        assert!(out == data);
+        for pad in [0, 100] {
+            let map = inflate_checked(&compressed, pad, data.len(), crc, Inflate::Auto);
+            assert!(map.is_some_and(|map| map[pad..] == data[..]));
+        }
+        assert!(inflate_checked(&compressed, 0, data.len(), !crc, Inflate::Auto).is_none());
+        assert!(inflate_checked(&compressed, 0, data.len() - 1, crc, Inflate::Auto).is_none());
+    }
+
     /// Data made of pieces: literal bytes from a small or a full alphabet, runs, and repeats of
     /// earlier data at various distances (matches of every length and distance).
     fn pieces_data(pieces: &[(u8, u16, u16)], seed: u64) -> Vec<u8> {

@@ -649,8 +649,9 @@ pub(crate) fn inflate_checked(
 }
 
 /// Deflate streams at least this long are inflated in two halves at once
-/// ([`crate::pinflate`]) when rayon has two threads; below it the split does not pay.
-const SPLIT_MIN: usize = 16 << 20;
+/// ([`crate::pinflate`]) when rayon has two threads; below it the split does not pay. Unit
+/// tests lower it to exercise the split on small data.
+const SPLIT_MIN: usize = if cfg!(test) { 1 << 20 } else { 16 << 20 };
 
 /// The CRC-32 of `bytes`, computed in chunks on all cores and combined.
 fn parallel_crc32(bytes: &[u8]) -> u32 {

@@ -31,6 +31,9 @@ const WINDOW: usize = 32 * 1024;
 const CHUNK_BYTES: usize = 32 << 20;
 /// Elements per output chunk while markers are still in the window (16-bit symbols).
 const CHUNK_SYMBOLS: usize = 4 << 20;
+/// Most 16-bit symbols decoded before the window must be free of markers (past it the split
+/// is given up rather than spending twice the memory on a long tail).
+const MAX_MARKED: usize = 64 << 20;
 /// Free space the decoder keeps at the end of a chunk: the longest match plus the overshoot of
 /// the 16-byte match copy.
 const MARGIN: usize = 258 + 16;
@@ -869,7 +872,7 @@ fn markers() -> Vec<u16> {
 /// before it) while that has room, then to chunks.
 pub(crate) fn decode_tail(input: &[u8], bit: usize, limit: usize, region: &mut [u8]) -> Res<Tail> {
     let mut decoder = Decoder::new(input, bit);
-    let mut marked = Out::new(&markers(), CHUNK_SYMBOLS, limit);
+    let mut marked = Out::new(&markers(), CHUNK_SYMBOLS, limit.min(MAX_MARKED));
     let mut last = false;
     while !last {
         last = decoder.block(&mut marked)?.last;

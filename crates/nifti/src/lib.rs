@@ -81,6 +81,7 @@ mod error;
 mod gz;
 mod header;
 mod paths;
+mod pinflate;
 mod read;
 mod stream;
 mod write;

@@ -324,7 +324,7 @@ pub(crate) fn anon_buffer(len: usize) -> io::Result<MmapMut> {
 /// Bytes per page touched when pre-faulting (the smallest page size).
 const PAGE: usize = 4096;
 /// Buffers are pre-faulted and handed to the inflater in chunks of this size.
-const PREFAULT_CHUNK: usize = 8 << 20;
+pub(crate) const PREFAULT_CHUNK: usize = 8 << 20;
 
 /// Writes one byte per page so the kernel maps (and zeroes) every page now.
 pub(crate) fn touch_pages(chunk: &mut [u8]) {
@@ -566,9 +566,10 @@ fn open_indexed_gz(
     })())
 }
 
-/// Inflates a single-member gzip file (what nibabel, FSL and most tools write) in one libdeflate
-/// call straight into the final buffer: the header tells the decompressed size, which must agree
-/// with the trailer's ISIZE, and the CRC is checked. `header.vox_offset` bytes precede the data
+/// Inflates a single-member gzip file (what nibabel, FSL and most tools write) straight into
+/// the final buffer, in two halves at once when it is large ([`inflate_checked`]), else in one
+/// libdeflate call: the header tells the decompressed size, which must agree with the
+/// trailer's ISIZE, and the CRC is checked. `header.vox_offset` bytes precede the data
 /// in the stream (the header and extensions of a single file; for a pair, what the data file
 /// holds before the data). The buffer is laid out so that the data start on a page boundary,
 /// and that offset is returned with it. `None` when the data do not fit the memory budget or
@@ -602,16 +603,55 @@ fn inflate_whole(
         return None;
     }
     let pad = (PAGE - prefix % PAGE) % PAGE;
+    let map = inflate_checked(&compressed[start..end], pad, total, crc, Inflate::Auto)?;
+    Some((map, pad + prefix))
+}
+
+/// How [`inflate_checked`] may inflate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Inflate {
+    /// One libdeflate call (what `Auto` falls back to; chosen directly only by the timing
+    /// probe, which compares the two).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Serial,
+    /// In two halves at once ([`crate::pinflate`]) when the stream is long enough and rayon has
+    /// two threads, else (or when that fails) serially.
+    Auto,
+}
+
+/// Inflates the raw deflate stream `deflate` into a new page-aligned buffer of `pad + total`
+/// bytes, the output starting at `pad`; `None` unless it fills exactly `total` bytes whose
+/// CRC-32 is `crc`.
+pub(crate) fn inflate_checked(
+    deflate: &[u8],
+    pad: usize,
+    total: usize,
+    crc: u32,
+    how: Inflate,
+) -> Option<MmapMut> {
     let mut map = anon_buffer(pad + total).ok()?;
+    if how == Inflate::Auto
+        && deflate.len() >= SPLIT_MIN
+        && rayon::current_num_threads() >= 2
+        && crate::pinflate::inflate_split(deflate, &mut map[pad..]).is_some()
+        && parallel_crc32(&map[pad..]) == crc
+    {
+        return Some(map);
+    }
     // Fault the pages in on all cores first: otherwise the kernel's page zeroing (and, for huge
     // pages, any compaction) runs inline in the single-threaded inflate.
     map.par_chunks_mut(PREFAULT_CHUNK).for_each(touch_pages);
-    crate::gz::inflate_exact(&compressed[start..end], &mut map[pad..]).ok()?;
+    crate::gz::inflate_exact(deflate, &mut map[pad..]).ok()?;
     if parallel_crc32(&map[pad..]) != crc {
         return None;
     }
-    Some((map, pad + prefix))
+    Some(map)
 }
+
+/// Deflate streams at least this long are inflated in two halves at once
+/// ([`crate::pinflate`]) when rayon has two threads; below it the split does not pay. Unit
+/// tests lower it to exercise the split on small data.
+const SPLIT_MIN: usize = if cfg!(test) { 1 << 20 } else { 16 << 20 };
 
 /// The CRC-32 of `bytes`, computed in chunks on all cores and combined.
 fn parallel_crc32(bytes: &[u8]) -> u32 {

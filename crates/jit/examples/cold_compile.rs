@@ -93,38 +93,6 @@ fn main() {
     if std::env::var_os("WARM").is_some() {
         voxcalc_jit::warm_up();
     }
-    let mode = std::env::var("MODE").unwrap_or_default();
-    if mode.contains('t') {
-        let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
-        let exe = std::env::current_exe().unwrap_or_default();
-        let exe = exe.to_string_lossy().to_string();
-        let mut sum = 0u8;
-        for line in maps.lines() {
-            if line.contains("r-xp") && line.ends_with(&exe) {
-                let range = line.split(' ').next().unwrap_or("");
-                let (a, b) = range.split_once('-').unwrap_or(("0", "0"));
-                let a = usize::from_str_radix(a, 16).unwrap_or(0);
-                let b = usize::from_str_radix(b, 16).unwrap_or(0);
-                let mut p = a;
-                while p < b {
-                    // SAFETY: experiment: the page is mapped readable.
-                    sum = sum.wrapping_add(unsafe { std::ptr::read_volatile(p as *const u8) });
-                    p += 4096;
-                }
-            }
-        }
-        std::hint::black_box(sum);
-    }
-    if mode.contains('h') {
-        let kb: usize = std::env::var("HEAPKB")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(4096);
-        let chunks: Vec<Vec<u8>> = (0..kb / 64).map(|_| vec![1u8; 64 * 1024 - 64]).collect();
-        let fence = Box::leak(Box::new([0u8; 64]));
-        std::hint::black_box(&fence);
-        drop(chunks);
-    }
     log.borrow_mut().clear();
     let f0 = minflt();
     let t = Instant::now();

@@ -1282,6 +1282,43 @@ pub(crate) fn body(
             InstKind::Select(c, a, el) => {
                 let (x, y) = (get(a)?, get(el)?);
                 let bits = x.bits;
+                let zero_bits = |v: &ValueId| matches!(kernel.insts[v.index()].kind, InstKind::Const(s) if s.to_bits() == 0);
+                // `where(n != 0, x, 0)` (or unsigned `n > 0`): `x` AND NOT `n == 0`, one
+                // compare instead of a compare and a complement.
+                let nonzero_of = match kernel.insts[c.index()].kind {
+                    InstKind::Binary(op @ (BinaryOp::Ne | BinaryOp::Gt), n, z)
+                        if zero_bits(&z)
+                            && kernel.dtype(n).is_int()
+                            && (op == BinaryOp::Ne || !kernel.dtype(n).is_signed_int()) =>
+                    {
+                        Some(n)
+                    }
+                    _ => None,
+                };
+                if let (Some(n), true, false) =
+                    (nonzero_of, zero_bits(el), inst.dtype == DType::Bool)
+                {
+                    let nv = get(&n)?;
+                    let zero = e.splat_bits(nv.bits, 0);
+                    let is_zero = Vals {
+                        bits: nv.bits,
+                        vecs: nv
+                            .vecs
+                            .iter()
+                            .map(|&v| e.b.ins().icmp(IntCC::Equal, v, zero))
+                            .collect(),
+                    };
+                    let m = e.resize_mask(&is_zero, bits);
+                    let ty = vec_type(inst.dtype);
+                    let vecs = (0..x.vecs.len())
+                        .map(|k| {
+                            let mk = e.cast_vec(ty, m.vecs[k]);
+                            e.b.ins().band_not(x.vecs[k], mk)
+                        })
+                        .collect();
+                    values[i] = Some(Vals { bits, vecs });
+                    continue;
+                }
                 let m = e.resize_mask(&get(c)?, bits);
                 let ty = if inst.dtype == DType::Bool {
                     int_vec(bits)
@@ -1295,7 +1332,6 @@ pub(crate) fn body(
                     y
                 };
                 // An arm whose every bit is zero makes the select one AND with the mask.
-                let zero_bits = |v: &ValueId| matches!(kernel.insts[v.index()].kind, InstKind::Const(s) if s.to_bits() == 0);
                 let (then_zero, else_zero) = (zero_bits(a), zero_bits(el));
                 let vecs = (0..x.vecs.len())
                     .map(|k| {

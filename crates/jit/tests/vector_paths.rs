@@ -1,6 +1,6 @@
 //! The vector shortcuts taken for particular operands (the logarithm of a converted integer
 //! without its subnormal and non-finite cases, selects with an all-zero arm as one AND, byte
-//! masks widened by one shuffle, small integers converted straight to float64) give the
+//! masks widened by one shuffle, `where(n != 0, x, 0)` as x AND NOT `n == 0`, small integers converted straight to float64) give the
 //! interpreter's bits, over every int16 value and masks of 0, 1 and 255.
 
 use voxcalc_check::Env;
@@ -76,6 +76,11 @@ fn vector_shortcuts_match_the_interpreter_bit_for_bit() {
         "np.where(mask > 0, img1, 0)",
         "np.where(mask > 0, img1 / 3, -0.0)",
         "np.where(mask == 0, img2, img1)",
+        "np.where(mask > 0, img2 * 2.0, 0)",
+        "np.where(img1 != 0, img2, 0)",
+        "np.where(img1 > 0, img2, 0)",
+        "np.where(big != 0, img1, 0)",
+        "np.where(mask != 0, mask, 0)",
         "img1 + 0.5",
         "(mask > 1) & (img1 > 0)",
     ];

@@ -1,7 +1,8 @@
 //! S2's kernel alone on one thread over 256^3 `.nii` inputs (the compare bench's data): median
 //! on-CPU and wall time of repeated runs into a reused output buffer, and a checksum of the
 //! output to compare kernels bit for bit. `CHECK=1` also compares with the interpreter.
-//! `cargo run --release -p voxcalc-jit --example s2_compute -- DIR [REPEATS]`
+//! `cargo run --release -p voxcalc-jit --example s2_compute -- [DIR [REPEATS]]` (DIR defaults to
+//! `target/compare-data/full`, made by `benches/compare/data.py`).
 
 use std::time::Instant;
 
@@ -29,7 +30,7 @@ fn voxels(path: &str) -> Vec<u8> {
 fn main() {
     let dir = std::env::args()
         .nth(1)
-        .unwrap_or_else(|| "/work/main/target/compare-data/full".into());
+        .unwrap_or_else(|| "target/compare-data/full".into());
     let repeats: usize = std::env::args()
         .nth(2)
         .and_then(|s| s.parse().ok())

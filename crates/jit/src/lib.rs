@@ -92,6 +92,9 @@ pub struct CompiledKernel {
     func: KernelFn,
     clif: Option<String>,
     scratch_bytes: usize,
+    /// `(row length, vector voxels)` for kernels that finish rows with an overlapping last
+    /// vector: runs of a row shorter than a vector must go to the interpreter.
+    overlap: Option<(u64, u64)>,
     // Declared last so the code is freed after everything else is dropped. The kernels of one
     // plan share one module (one code allocation, one finalisation).
     _module: Arc<ModuleOwner>,
@@ -311,6 +314,8 @@ fn compile_all(
             func,
             clif: d.clif,
             scratch_bytes: kernel.scratch_bytes() * d.lanes,
+            overlap: codegen::overlapping_tail(kernel, d.lanes)
+                .and_then(|v| Some((*kernel.domain.first()?, v as u64))),
             _module: owner.clone(),
         })
         .collect();
@@ -390,6 +395,40 @@ impl CompiledKernel {
     /// Computes domain points `start..end` into `out`, which holds exactly those points (dense,
     /// native byte order, output dtype). Buffers are checked against every view first.
     pub fn run(
+        &self,
+        args: &RunArgs<'_>,
+        out: &mut [u8],
+        start: u64,
+        end: u64,
+    ) -> Result<(), RunError> {
+        check_run(&self.kernel, args, out, start, end)?;
+        let Some((row, lanes)) = self.overlap else {
+            return self.call(args, out, start, end);
+        };
+        // The kernel steps back within a run of a row to finish it with a whole vector, so a
+        // run shorter than a vector (at most one at each end of `start..end`) is interpreted.
+        let size = self.kernel.output_dtype().size();
+        let (mut a, mut b) = (start, end);
+        // Byte range in `out` of voxels `x..y`.
+        let slice = |x: u64, y: u64| ((x - start) as usize * size, (y - start) as usize * size);
+        let first_end = (a / row + 1).saturating_mul(row).min(b);
+        if a % row != 0 && first_end - a < lanes {
+            let (x, y) = slice(a, first_end);
+            voxcalc_ir::interp::run(&self.kernel, args, &mut out[x..y], a, first_end)?;
+            a = first_end;
+        }
+        let last_start = (b - b % row).max(a);
+        if a < b && b % row != 0 && b - last_start < lanes {
+            let (x, y) = slice(last_start, b);
+            voxcalc_ir::interp::run(&self.kernel, args, &mut out[x..y], last_start, b)?;
+            b = last_start;
+        }
+        let (x, y) = slice(a, b);
+        self.call(args, &mut out[x..y], a, b)
+    }
+
+    /// Calls the compiled function for voxels `start..end` into `out`.
+    fn call(
         &self,
         args: &RunArgs<'_>,
         out: &mut [u8],

@@ -9,8 +9,11 @@
 //!
 //! Kernels with reductions compute several voxels ("lanes") per iteration, each with its own
 //! accumulators, so their sequential (numpy-ordered) accumulations overlap in the pipeline;
-//! element-wise kernels run whole 128-bit vectors first (`crate::vector`). Both
-//! finish a row with repeated or scalar voxels, never reading past it.
+//! element-wise kernels run whole 128-bit vectors (`crate::vector`). Reductions finish a row
+//! with repeated voxels; vector kernels whose rows hold a whole vector finish it with a last
+//! vector stepped back to overlap the one before (the overlapped voxels are computed again, to
+//! the same bytes; `CompiledKernel::run` interprets runs of a row shorter than a vector), and
+//! other vector kernels with scalar voxels. None reads past a row.
 
 use std::collections::HashMap;
 

@@ -8,8 +8,8 @@
 //! otherwise 4. Each value is held as as many 128-bit vectors of its own dtype as those voxels
 //! need (4 float64 voxels are two `f64x2`, 4 int16 voxels the low half of an `i16x8`, 4 uint8
 //! voxels the low quarter of an `i8x16`); a bool is a lane mask (all ones or zeros) of the width of the
-//! values it was computed from and is resized where it meets another width. The scalar body
-//! finishes each row.
+//! values it was computed from and is resized where it meets another width. A row ends with a
+//! last vector overlapping the one before, or (rows shorter than a vector) the scalar body.
 //!
 //! Every vector operation gives, lane by lane, the bits the scalar code gives: IEEE and
 //! wrapping arithmetic, exact conversions (integer widening, wrapping narrowing through a mask

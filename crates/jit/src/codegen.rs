@@ -65,14 +65,19 @@ fn notrap() -> MemFlagsData {
 }
 
 /// Whether a kernel compiled with `lanes` finishes its rows by stepping back (see
-/// `Translator::translate`): vector kernels whose rows hold at least one whole vector. Returns
-/// the vector's voxels. Such a kernel must never be called on a run of a row (the voxels of one
+/// `Translator::translate`): vector kernels whose rows hold at least one whole vector, and
+/// kernels with several lanes whose rows hold at least that many voxels. Returns the voxels
+/// computed together. Such a kernel must never be called on a run of a row (the voxels of one
 /// row inside `start..end`) shorter than that: `CompiledKernel::run` hands those to the
 /// interpreter.
 pub(crate) fn overlapping_tail(kernel: &Kernel, lanes: usize) -> Option<i64> {
-    let vp = crate::vector::plan(kernel).filter(|_| lanes == 1)?;
+    let width = match crate::vector::plan(kernel).filter(|_| lanes == 1) {
+        Some(vp) => vp.lanes,
+        None if lanes > 1 => lanes as i64,
+        None => return None,
+    };
     let row = *kernel.domain.first()?;
-    (row >= vp.lanes as u64).then_some(vp.lanes)
+    (row >= width as u64).then_some(width)
 }
 
 /// State of one translation.
@@ -217,7 +222,10 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
         let row_done = self.builder.create_block();
         // Rows of at least one whole vector end with a last vector that overlaps the one
         // before (the overlapped voxels are computed again, to the same bytes): no scalar code.
-        let overlap = overlapping_tail(self.kernel, self.lanes).is_some();
+        let overlap = overlapping_tail(self.kernel, self.lanes).is_some() && self.lanes == 1;
+        // Lanes step back the same way: lane `l` is voxel `j' + l`, `j' = min(j, run_end -
+        // lanes)`, so lane addresses are constant offsets (no clamping per lane).
+        let lanes_overlap = overlapping_tail(self.kernel, self.lanes).is_some() && self.lanes > 1;
         let tail = self.builder.create_block();
         match crate::vector::plan(self.kernel).filter(|_| self.lanes == 1) {
             Some(vp) => {
@@ -317,6 +325,74 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
             // extra lanes repeat the last voxel and store the same bytes to the same place.
             let j = self.builder.use_var(var_j);
             let rem = self.builder.ins().isub(run_end, j);
+            if lanes_overlap {
+                let lim = self.builder.ins().iadd_imm_s(run_end, -(self.lanes as i64));
+                let jj = self.builder.ins().umin(j, lim);
+                let back = self.builder.ins().isub(j, jj);
+                let mut base = Vec::with_capacity(self.kernel.views.len());
+                let mut bytes = Vec::with_capacity(self.kernel.views.len());
+                for view_idx in 0..self.kernel.views.len() {
+                    let view = &self.kernel.views[view_idx];
+                    let s0 = view.domain_strides.first().copied().unwrap_or(0);
+                    let size = self.kernel.inputs[view.input.index()].dtype.size() as i64;
+                    let var = self.view_ptrs[view_idx].expect("set up for the row");
+                    let p = self.builder.use_var(var);
+                    let p = if s0 == 0 {
+                        p
+                    } else {
+                        let off = self.builder.ins().imul_imm_s(back, s0 * size);
+                        self.builder.ins().isub(p, off)
+                    };
+                    base.push(p);
+                    bytes.push(s0 * size);
+                }
+                self.lane_ptrs = (0..self.lanes)
+                    .map(|lane| {
+                        base.iter()
+                            .zip(&bytes)
+                            .map(|(&p, &b)| {
+                                if lane == 0 || b == 0 {
+                                    p
+                                } else {
+                                    self.builder.ins().iadd_imm_s(p, lane as i64 * b)
+                                }
+                            })
+                            .collect()
+                    })
+                    .collect();
+                let body = self.kernel.body.clone();
+                self.region(&body)?;
+                let out_p = self.builder.use_var(var_out);
+                let off = self.builder.ins().imul_imm_s(back, out_size);
+                let out_p = self.builder.ins().isub(out_p, off);
+                for lane in 0..self.lanes {
+                    self.lane = lane;
+                    let out_v = self.value(self.kernel.output);
+                    self.builder.ins().store(
+                        notrap(),
+                        out_v,
+                        out_p,
+                        (lane as i64 * out_size) as i32,
+                    );
+                }
+                let step = self.lanes as i64;
+                let next_out = self.builder.ins().iadd_imm_s(out_p, step * out_size);
+                self.builder.def_var(var_out, next_out);
+                for (view_idx, (&p, &b)) in base.iter().zip(&bytes).enumerate() {
+                    if b != 0 {
+                        let var = self.view_ptrs[view_idx].expect("set up for the row");
+                        let p = self.builder.ins().iadd_imm_s(p, step * b);
+                        self.builder.def_var(var, p);
+                    }
+                }
+                let j1 = self.builder.ins().iadd_imm_s(jj, step);
+                self.builder.def_var(var_j, j1);
+                self.builder.ins().jump(inner_head, &[]);
+                self.builder.switch_to_block(row_done);
+                self.builder.def_var(var_i, run_end);
+                self.builder.ins().jump(outer_head, &[]);
+                return self.finish_function(exit);
+            }
             let last = self.builder.ins().iadd_imm_s(rem, -1);
             let mut lane_idx = Vec::with_capacity(self.lanes);
             for lane in 0..self.lanes {
@@ -380,6 +456,11 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
         self.builder.def_var(var_i, run_end);
         self.builder.ins().jump(outer_head, &[]);
 
+        self.finish_function(exit)
+    }
+
+    /// Emits the exit block and finishes the function.
+    fn finish_function(mut self, exit: Block) -> Result<(), JitError> {
         self.builder.switch_to_block(exit);
         self.builder.ins().return_(&[]);
         self.builder.seal_all_blocks();

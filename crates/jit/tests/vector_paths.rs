@@ -105,9 +105,10 @@ fn vector_shortcuts_match_the_interpreter_bit_for_bit() {
     }
 }
 
-/// Vector kernels finish a row by stepping back to a last whole vector, and `run` interprets
-/// runs of a row shorter than a vector: every `start..end` of a domain with rows of 5 and 6
-/// voxels (4-voxel vectors) gives the interpreter's bytes.
+/// Vector kernels (and the lanes of reductions) finish a row by stepping back to a last whole
+/// vector, and `run` interprets runs of a row shorter than a vector: every `start..end` of
+/// domains with rows of 5, 6 and 9 voxels (4-voxel vectors, 4 lanes) gives the interpreter's
+/// bytes.
 #[test]
 fn overlapping_row_tails_match_the_interpreter_for_every_range() {
     for rows in [5usize, 6, 9] {
@@ -140,6 +141,8 @@ fn overlapping_row_tails_match_the_interpreter_for_every_range() {
         for text in [
             "np.where(mask > 0, np.log(np.abs(img1) + 1) * 2.5 - img2 / (img1 + 1.0), 0)",
             "img1 + img2",
+            "np.mean(img1, axis=-1)",
+            "np.std(img2, axis=-1) + np.max(mask, axis=-1)",
         ] {
             let parsed = voxcalc_syntax::parse(text);
             let tree = voxcalc_check::check(&parsed.expr, &env).expect("the formula checks");
@@ -160,8 +163,9 @@ fn overlapping_row_tails_match_the_interpreter_for_every_range() {
                 uniforms: &[],
             };
             let size = kernel.kernel().output_dtype().size();
-            for start in 0..n as u64 {
-                for end in start..=n as u64 {
+            let n = kernel.kernel().n_voxels();
+            for start in 0..n {
+                for end in start..=n {
                     let len = (end - start) as usize * size;
                     let mut jit = vec![0u8; len];
                     kernel.run(&args, &mut jit, start, end).expect("runs");

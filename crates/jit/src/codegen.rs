@@ -9,8 +9,11 @@
 //!
 //! Kernels with reductions compute several voxels ("lanes") per iteration, each with its own
 //! accumulators, so their sequential (numpy-ordered) accumulations overlap in the pipeline;
-//! element-wise kernels run whole 128-bit vectors first (`crate::vector`). Both
-//! finish a row with repeated or scalar voxels, never reading past it.
+//! element-wise kernels run whole 128-bit vectors (`crate::vector`). Reductions finish a row
+//! with repeated voxels; vector kernels whose rows hold a whole vector finish it with a last
+//! vector stepped back to overlap the one before (the overlapped voxels are computed again, to
+//! the same bytes; `CompiledKernel::run` interprets runs of a row shorter than a vector), and
+//! other vector kernels with scalar voxels. None reads past a row.
 
 use std::collections::HashMap;
 
@@ -59,6 +62,22 @@ fn abi_type(a: Abi) -> Type {
 
 fn notrap() -> MemFlagsData {
     MemFlagsData::new().with_notrap()
+}
+
+/// Whether a kernel compiled with `lanes` finishes its rows by stepping back (see
+/// `Translator::translate`): vector kernels whose rows hold at least one whole vector, and
+/// kernels with several lanes whose rows hold at least that many voxels. Returns the voxels
+/// computed together. Such a kernel must never be called on a run of a row (the voxels of one
+/// row inside `start..end`) shorter than that: `CompiledKernel::run` hands those to the
+/// interpreter.
+pub(crate) fn overlapping_tail(kernel: &Kernel, lanes: usize) -> Option<i64> {
+    let width = match crate::vector::plan(kernel).filter(|_| lanes == 1) {
+        Some(vp) => vp.lanes,
+        None if lanes > 1 => lanes as i64,
+        None => return None,
+    };
+    let row = *kernel.domain.first()?;
+    (row >= width as u64).then_some(width)
 }
 
 /// State of one translation.
@@ -201,9 +220,17 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
         let inner_head = self.builder.create_block();
         let inner_body = self.builder.create_block();
         let row_done = self.builder.create_block();
+        // Rows of at least one whole vector end with a last vector that overlaps the one
+        // before (the overlapped voxels are computed again, to the same bytes): no scalar code.
+        let overlap = overlapping_tail(self.kernel, self.lanes).is_some() && self.lanes == 1;
+        // Lanes step back the same way: lane `l` is voxel `j' + l`, `j' = min(j, run_end -
+        // lanes)`, so lane addresses are constant offsets (no clamping per lane).
+        let lanes_overlap = overlapping_tail(self.kernel, self.lanes).is_some() && self.lanes > 1;
+        let tail = self.builder.create_block();
         match crate::vector::plan(self.kernel).filter(|_| self.lanes == 1) {
             Some(vp) => {
-                // Whole vectors first, then the scalar loop below finishes the row.
+                // Whole vectors first, then the last vector again or the scalar loop below
+                // finishes the row.
                 let vec_head = self.builder.create_block();
                 let vec_body = self.builder.create_block();
                 self.builder.ins().jump(vec_head, &[]);
@@ -214,9 +241,8 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
                     self.builder
                         .ins()
                         .icmp_imm_s(IntCC::UnsignedGreaterThanOrEqual, rem, vp.lanes);
-                self.builder
-                    .ins()
-                    .brif(whole, vec_body, &[], inner_head, &[]);
+                let after = if overlap { tail } else { inner_head };
+                self.builder.ins().brif(whole, vec_body, &[], after, &[]);
                 self.builder.switch_to_block(vec_body);
                 let ptrs: Vec<Value> = (0..self.kernel.views.len())
                     .map(|v| {
@@ -249,86 +275,192 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
                 let j1 = self.builder.ins().iadd_imm_s(j, vp.lanes);
                 self.builder.def_var(var_j, j1);
                 self.builder.ins().jump(vec_head, &[]);
+                if overlap {
+                    // tail: 0 < rem < lanes voxels left: step back to `run_end - lanes` (still
+                    // in this run, which `run` keeps at least a vector long) and go again.
+                    self.builder.switch_to_block(tail);
+                    let j = self.builder.use_var(var_j);
+                    let rem = self.builder.ins().isub(run_end, j);
+                    let step_back = self.builder.create_block();
+                    self.builder.ins().brif(rem, step_back, &[], row_done, &[]);
+                    self.builder.switch_to_block(step_back);
+                    let lanes_v = self.builder.ins().iconst(types::I64, vp.lanes);
+                    let back = self.builder.ins().isub(lanes_v, rem);
+                    for view_idx in 0..self.kernel.views.len() {
+                        let view = &self.kernel.views[view_idx];
+                        let s0 = view.domain_strides.first().copied().unwrap_or(0);
+                        if s0 != 0 {
+                            let size = self.kernel.inputs[view.input.index()].dtype.size() as i64;
+                            let var = self.view_ptrs[view_idx].expect("set up for the row");
+                            let p = self.builder.use_var(var);
+                            let off = self.builder.ins().imul_imm_s(back, s0 * size);
+                            let p = self.builder.ins().isub(p, off);
+                            self.builder.def_var(var, p);
+                        }
+                    }
+                    let out_p = self.builder.use_var(var_out);
+                    let off = self.builder.ins().imul_imm_s(back, out_size);
+                    let out_p = self.builder.ins().isub(out_p, off);
+                    self.builder.def_var(var_out, out_p);
+                    let j = self.builder.ins().isub(j, back);
+                    self.builder.def_var(var_j, j);
+                    self.builder.ins().jump(vec_head, &[]);
+                }
             }
             None => {
                 self.builder.ins().jump(inner_head, &[]);
             }
         }
 
-        self.builder.switch_to_block(inner_head);
-        let j = self.builder.use_var(var_j);
-        let more = self.builder.ins().icmp(IntCC::UnsignedLessThan, j, run_end);
-        self.builder
-            .ins()
-            .brif(more, inner_body, &[], row_done, &[]);
+        if !overlap {
+            self.builder.switch_to_block(inner_head);
+            let j = self.builder.use_var(var_j);
+            let more = self.builder.ins().icmp(IntCC::UnsignedLessThan, j, run_end);
+            self.builder
+                .ins()
+                .brif(more, inner_body, &[], row_done, &[]);
 
-        self.builder.switch_to_block(inner_body);
-        // Lane `l` computes voxel j + min(l, rem - 1): with fewer voxels left than lanes, the
-        // extra lanes repeat the last voxel and store the same bytes to the same place.
-        let j = self.builder.use_var(var_j);
-        let rem = self.builder.ins().isub(run_end, j);
-        let last = self.builder.ins().iadd_imm_s(rem, -1);
-        let mut lane_idx = Vec::with_capacity(self.lanes);
-        for lane in 0..self.lanes {
-            let l = self.builder.ins().iconst(types::I64, lane as i64);
-            lane_idx.push(self.builder.ins().umin(l, last));
-        }
-        self.lane_ptrs = vec![Vec::with_capacity(self.kernel.views.len()); self.lanes];
-        for view_idx in 0..self.kernel.views.len() {
-            let view = &self.kernel.views[view_idx];
-            let s0 = view.domain_strides.first().copied().unwrap_or(0);
-            let size = self.kernel.inputs[view.input.index()].dtype.size() as i64;
-            let var = self.view_ptrs[view_idx].expect("set up for the row");
-            let p = self.builder.use_var(var);
-            for (lane, &k) in lane_idx.iter().enumerate() {
-                let lp = if lane == 0 || s0 == 0 {
-                    p
-                } else {
-                    let off = self.builder.ins().imul_imm_s(k, s0 * size);
-                    self.builder.ins().iadd(p, off)
-                };
-                self.lane_ptrs[lane].push(lp);
+            self.builder.switch_to_block(inner_body);
+            // Lane `l` computes voxel j + min(l, rem - 1): with fewer voxels left than lanes, the
+            // extra lanes repeat the last voxel and store the same bytes to the same place.
+            let j = self.builder.use_var(var_j);
+            let rem = self.builder.ins().isub(run_end, j);
+            if lanes_overlap {
+                let lim = self.builder.ins().iadd_imm_s(run_end, -(self.lanes as i64));
+                let jj = self.builder.ins().umin(j, lim);
+                let back = self.builder.ins().isub(j, jj);
+                let mut base = Vec::with_capacity(self.kernel.views.len());
+                let mut bytes = Vec::with_capacity(self.kernel.views.len());
+                for view_idx in 0..self.kernel.views.len() {
+                    let view = &self.kernel.views[view_idx];
+                    let s0 = view.domain_strides.first().copied().unwrap_or(0);
+                    let size = self.kernel.inputs[view.input.index()].dtype.size() as i64;
+                    let var = self.view_ptrs[view_idx].expect("set up for the row");
+                    let p = self.builder.use_var(var);
+                    let p = if s0 == 0 {
+                        p
+                    } else {
+                        let off = self.builder.ins().imul_imm_s(back, s0 * size);
+                        self.builder.ins().isub(p, off)
+                    };
+                    base.push(p);
+                    bytes.push(s0 * size);
+                }
+                self.lane_ptrs = (0..self.lanes)
+                    .map(|lane| {
+                        base.iter()
+                            .zip(&bytes)
+                            .map(|(&p, &b)| {
+                                if lane == 0 || b == 0 {
+                                    p
+                                } else {
+                                    self.builder.ins().iadd_imm_s(p, lane as i64 * b)
+                                }
+                            })
+                            .collect()
+                    })
+                    .collect();
+                let body = self.kernel.body.clone();
+                self.region(&body)?;
+                let out_p = self.builder.use_var(var_out);
+                let off = self.builder.ins().imul_imm_s(back, out_size);
+                let out_p = self.builder.ins().isub(out_p, off);
+                for lane in 0..self.lanes {
+                    self.lane = lane;
+                    let out_v = self.value(self.kernel.output);
+                    self.builder.ins().store(
+                        notrap(),
+                        out_v,
+                        out_p,
+                        (lane as i64 * out_size) as i32,
+                    );
+                }
+                let step = self.lanes as i64;
+                let next_out = self.builder.ins().iadd_imm_s(out_p, step * out_size);
+                self.builder.def_var(var_out, next_out);
+                for (view_idx, (&p, &b)) in base.iter().zip(&bytes).enumerate() {
+                    if b != 0 {
+                        let var = self.view_ptrs[view_idx].expect("set up for the row");
+                        let p = self.builder.ins().iadd_imm_s(p, step * b);
+                        self.builder.def_var(var, p);
+                    }
+                }
+                let j1 = self.builder.ins().iadd_imm_s(jj, step);
+                self.builder.def_var(var_j, j1);
+                self.builder.ins().jump(inner_head, &[]);
+                self.builder.switch_to_block(row_done);
+                self.builder.def_var(var_i, run_end);
+                self.builder.ins().jump(outer_head, &[]);
+                return self.finish_function(exit);
             }
-        }
-        let body = self.kernel.body.clone();
-        self.region(&body)?;
-        let out_p = self.builder.use_var(var_out);
-        for (lane, &k) in lane_idx.iter().enumerate() {
-            self.lane = lane;
-            let out_v = self.value(self.kernel.output);
-            let p = if lane == 0 {
-                out_p
-            } else {
-                let off = self.builder.ins().imul_imm_s(k, out_size);
-                self.builder.ins().iadd(out_p, off)
-            };
-            self.builder.ins().store(notrap(), out_v, p, 0);
-        }
-        let lanes = self.builder.ins().iconst(types::I64, self.lanes as i64);
-        let step = self.builder.ins().umin(lanes, rem);
-        let out_step = self.builder.ins().imul_imm_s(step, out_size);
-        let next_out = self.builder.ins().iadd(out_p, out_step);
-        self.builder.def_var(var_out, next_out);
-        for view_idx in 0..self.kernel.views.len() {
-            let view = &self.kernel.views[view_idx];
-            let s0 = view.domain_strides.first().copied().unwrap_or(0);
-            if s0 != 0 {
+            let last = self.builder.ins().iadd_imm_s(rem, -1);
+            let mut lane_idx = Vec::with_capacity(self.lanes);
+            for lane in 0..self.lanes {
+                let l = self.builder.ins().iconst(types::I64, lane as i64);
+                lane_idx.push(self.builder.ins().umin(l, last));
+            }
+            self.lane_ptrs = vec![Vec::with_capacity(self.kernel.views.len()); self.lanes];
+            for view_idx in 0..self.kernel.views.len() {
+                let view = &self.kernel.views[view_idx];
+                let s0 = view.domain_strides.first().copied().unwrap_or(0);
                 let size = self.kernel.inputs[view.input.index()].dtype.size() as i64;
                 let var = self.view_ptrs[view_idx].expect("set up for the row");
                 let p = self.builder.use_var(var);
-                let adv = self.builder.ins().imul_imm_s(step, s0 * size);
-                let p = self.builder.ins().iadd(p, adv);
-                self.builder.def_var(var, p);
+                for (lane, &k) in lane_idx.iter().enumerate() {
+                    let lp = if lane == 0 || s0 == 0 {
+                        p
+                    } else {
+                        let off = self.builder.ins().imul_imm_s(k, s0 * size);
+                        self.builder.ins().iadd(p, off)
+                    };
+                    self.lane_ptrs[lane].push(lp);
+                }
             }
+            let body = self.kernel.body.clone();
+            self.region(&body)?;
+            let out_p = self.builder.use_var(var_out);
+            for (lane, &k) in lane_idx.iter().enumerate() {
+                self.lane = lane;
+                let out_v = self.value(self.kernel.output);
+                let p = if lane == 0 {
+                    out_p
+                } else {
+                    let off = self.builder.ins().imul_imm_s(k, out_size);
+                    self.builder.ins().iadd(out_p, off)
+                };
+                self.builder.ins().store(notrap(), out_v, p, 0);
+            }
+            let lanes = self.builder.ins().iconst(types::I64, self.lanes as i64);
+            let step = self.builder.ins().umin(lanes, rem);
+            let out_step = self.builder.ins().imul_imm_s(step, out_size);
+            let next_out = self.builder.ins().iadd(out_p, out_step);
+            self.builder.def_var(var_out, next_out);
+            for view_idx in 0..self.kernel.views.len() {
+                let view = &self.kernel.views[view_idx];
+                let s0 = view.domain_strides.first().copied().unwrap_or(0);
+                if s0 != 0 {
+                    let size = self.kernel.inputs[view.input.index()].dtype.size() as i64;
+                    let var = self.view_ptrs[view_idx].expect("set up for the row");
+                    let p = self.builder.use_var(var);
+                    let adv = self.builder.ins().imul_imm_s(step, s0 * size);
+                    let p = self.builder.ins().iadd(p, adv);
+                    self.builder.def_var(var, p);
+                }
+            }
+            let j1 = self.builder.ins().iadd(j, step);
+            self.builder.def_var(var_j, j1);
+            self.builder.ins().jump(inner_head, &[]);
         }
-        let j1 = self.builder.ins().iadd(j, step);
-        self.builder.def_var(var_j, j1);
-        self.builder.ins().jump(inner_head, &[]);
 
         self.builder.switch_to_block(row_done);
         self.builder.def_var(var_i, run_end);
         self.builder.ins().jump(outer_head, &[]);
 
+        self.finish_function(exit)
+    }
+
+    /// Emits the exit block and finishes the function.
+    fn finish_function(mut self, exit: Block) -> Result<(), JitError> {
         self.builder.switch_to_block(exit);
         self.builder.ins().return_(&[]);
         self.builder.seal_all_blocks();

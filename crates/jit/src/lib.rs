@@ -92,6 +92,9 @@ pub struct CompiledKernel {
     func: KernelFn,
     clif: Option<String>,
     scratch_bytes: usize,
+    /// `(row length, vector voxels)` for kernels that finish rows with an overlapping last
+    /// vector: runs of a row shorter than a vector must go to the interpreter.
+    overlap: Option<(u64, u64)>,
     // Declared last so the code is freed after everything else is dropped. The kernels of one
     // plan share one module (one code allocation, one finalisation).
     _module: Arc<ModuleOwner>,
@@ -119,6 +122,10 @@ fn isa() -> Result<OwnedTargetIsa, JitError> {
         } else {
             "false"
         };
+        // Kernels never unwind (helpers do not panic through them): no unwind tables.
+        flags
+            .set("unwind_info", "false")
+            .map_err(|e| e.to_string())?;
         flags
             .set("enable_verifier", verify)
             .map_err(|e| e.to_string())?;
@@ -204,12 +211,16 @@ fn compile_all(
     kernels: &[&Kernel],
     options: CompileOptions,
 ) -> Result<Vec<CompiledKernel>, JitError> {
+    let trace = Trace::start();
     for kernel in kernels {
         kernel.validate().map_err(|e| JitError(e.to_string()))?;
         check_offsets(kernel)?;
     }
+    trace.mark("validate");
     let isa = isa()?;
+    trace.mark("isa");
     let helper_sigs = helpers::table();
+    trace.mark("helpers");
     let mut jit_builder = JITBuilder::with_isa(isa.clone(), default_libcall_names());
     // Helpers resolve through the static table (registering ~80 symbols per compilation
     // would cost more than compiling a small kernel).
@@ -219,11 +230,13 @@ fn compile_all(
     // The module owns its code from here on, so an error below frees what was allocated.
     let mut owner = ModuleOwner(Some(JITModule::new(jit_builder)));
     let module = owner.0.as_mut().expect("just created");
+    trace.mark("module");
     // Contexts left by an earlier compilation on this thread keep their allocations; after an
     // error they are dropped instead of returned (they may hold a half-built function).
     let (mut ctx, mut fb_ctx) = CONTEXTS
         .with(|c| c.borrow_mut().take())
         .unwrap_or_else(|| (Context::new(), FunctionBuilderContext::new()));
+    trace.mark("contexts");
     let mut defined = Vec::with_capacity(kernels.len());
     for (i, kernel) in kernels.iter().enumerate() {
         // Kernels with reductions compute several voxels side by side: their sequential
@@ -249,6 +262,7 @@ fn compile_all(
             let builder = FunctionBuilder::new(&mut ctx.func, &mut fb_ctx);
             codegen::Translator::new(kernel, builder, module, helper_sigs, lanes).translate()?;
         }
+        trace.mark("translate");
         let id = module
             .declare_function(
                 &format!("voxcalc_kernel{i}"),
@@ -256,17 +270,29 @@ fn compile_all(
                 &ctx.func.signature,
             )
             .map_err(|e| JitError(e.to_string()))?;
+        // `VOXCALC_JIT_DISASM`: print each stage's machine code (a development aid).
+        static DISASM: OnceLock<bool> = OnceLock::new();
+        let disasm = *DISASM.get_or_init(|| std::env::var_os("VOXCALC_JIT_DISASM").is_some());
+        ctx.set_disasm(disasm);
         module
             .define_function(id, &mut ctx)
             .map_err(|e| JitError(format!("{e:?}")))?;
+        if disasm {
+            if let Some(code) = ctx.compiled_code().and_then(|c| c.vcode.as_ref()) {
+                eprintln!("stage {i} machine code:\n{code}");
+            }
+        }
+        trace.mark("define");
         let clif = options.keep_clif.then(|| ctx.func.display().to_string());
         module.clear_context(&mut ctx);
         defined.push(Defined { id, lanes, clif });
     }
     CONTEXTS.with(|c| *c.borrow_mut() = Some((ctx, fb_ctx)));
+    trace.mark("loop-end");
     module
         .finalize_definitions()
         .map_err(|e| JitError(e.to_string()))?;
+    trace.mark("finalize");
     let funcs: Vec<KernelFn> = defined
         .iter()
         .map(|d| {
@@ -279,7 +305,7 @@ fn compile_all(
         })
         .collect();
     let owner = Arc::new(owner);
-    Ok(kernels
+    let out = kernels
         .iter()
         .zip(defined)
         .zip(funcs)
@@ -288,9 +314,70 @@ fn compile_all(
             func,
             clif: d.clif,
             scratch_bytes: kernel.scratch_bytes() * d.lanes,
+            overlap: codegen::overlapping_tail(kernel, d.lanes)
+                .and_then(|v| Some((*kernel.domain.first()?, v as u64))),
             _module: owner.clone(),
         })
-        .collect())
+        .collect();
+    trace.mark("wrap");
+    trace.finish();
+    Ok(out)
+}
+
+/// Phase timings of one compilation, printed to stderr when `VOXCALC_JIT_TRACE` is set
+/// (a development aid for compile latency).
+struct Trace {
+    marks: Option<RefCell<TraceMarks>>,
+}
+
+/// When the last phase ended, and each phase's name, duration and the process's page faults
+/// at its end.
+type TraceMarks = (
+    std::time::Instant,
+    Vec<(&'static str, std::time::Duration, u64)>,
+);
+
+/// Minor page faults of this process so far (trace only).
+fn minflt() -> u64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = &s[s.rfind(')')? + 2..];
+            rest.split(' ').nth(7)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+impl Trace {
+    fn start() -> Trace {
+        static ON: OnceLock<bool> = OnceLock::new();
+        let on = *ON.get_or_init(|| std::env::var_os("VOXCALC_JIT_TRACE").is_some());
+        Trace {
+            marks: on.then(|| RefCell::new((std::time::Instant::now(), Vec::new()))),
+        }
+    }
+
+    fn mark(&self, what: &'static str) {
+        if let Some(m) = &self.marks {
+            let mut m = m.borrow_mut();
+            let f = minflt();
+            let now = std::time::Instant::now();
+            let d = now - m.0;
+            m.1.push((what, d, f));
+            m.0 = std::time::Instant::now();
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(m) = &self.marks {
+            let m = m.borrow();
+            let parts: Vec<String> =
+                m.1.iter()
+                    .map(|(w, d, f)| format!("{w} {:.0}/{f}", d.as_secs_f64() * 1e6))
+                    .collect();
+            eprintln!("jit trace (us): {}", parts.join(", "));
+        }
+    }
 }
 
 impl CompiledKernel {
@@ -308,6 +395,40 @@ impl CompiledKernel {
     /// Computes domain points `start..end` into `out`, which holds exactly those points (dense,
     /// native byte order, output dtype). Buffers are checked against every view first.
     pub fn run(
+        &self,
+        args: &RunArgs<'_>,
+        out: &mut [u8],
+        start: u64,
+        end: u64,
+    ) -> Result<(), RunError> {
+        check_run(&self.kernel, args, out, start, end)?;
+        let Some((row, lanes)) = self.overlap else {
+            return self.call(args, out, start, end);
+        };
+        // The kernel steps back within a run of a row to finish it with a whole vector, so a
+        // run shorter than a vector (at most one at each end of `start..end`) is interpreted.
+        let size = self.kernel.output_dtype().size();
+        let (mut a, mut b) = (start, end);
+        // Byte range in `out` of voxels `x..y`.
+        let slice = |x: u64, y: u64| ((x - start) as usize * size, (y - start) as usize * size);
+        let first_end = (a / row + 1).saturating_mul(row).min(b);
+        if a % row != 0 && first_end - a < lanes {
+            let (x, y) = slice(a, first_end);
+            voxcalc_ir::interp::run(&self.kernel, args, &mut out[x..y], a, first_end)?;
+            a = first_end;
+        }
+        let last_start = (b - b % row).max(a);
+        if a < b && b % row != 0 && b - last_start < lanes {
+            let (x, y) = slice(last_start, b);
+            voxcalc_ir::interp::run(&self.kernel, args, &mut out[x..y], last_start, b)?;
+            b = last_start;
+        }
+        let (x, y) = slice(a, b);
+        self.call(args, &mut out[x..y], a, b)
+    }
+
+    /// Calls the compiled function for voxels `start..end` into `out`.
+    fn call(
         &self,
         args: &RunArgs<'_>,
         out: &mut [u8],

@@ -8,8 +8,8 @@
 //! otherwise 4. Each value is held as as many 128-bit vectors of its own dtype as those voxels
 //! need (4 float64 voxels are two `f64x2`, 4 int16 voxels the low half of an `i16x8`, 4 uint8
 //! voxels the low quarter of an `i8x16`); a bool is a lane mask (all ones or zeros) of the width of the
-//! values it was computed from and is resized where it meets another width. The scalar body
-//! finishes each row.
+//! values it was computed from and is resized where it meets another width. A row ends with a
+//! last vector overlapping the one before, or (rows shorter than a vector) the scalar body.
 //!
 //! Every vector operation gives, lane by lane, the bits the scalar code gives: IEEE and
 //! wrapping arithmetic, exact conversions (integer widening, wrapping narrowing through a mask
@@ -441,6 +441,23 @@ impl Emitter<'_, '_> {
 
     /// A mask resized to `bits`-wide lanes.
     fn resize_mask(&mut self, v: &Vals, bits: u32) -> Vals {
+        if v.bits == 8 && bits >= 32 {
+            // Lanes are 0 or -1, so widening repeats each byte: one byte shuffle per output
+            // vector instead of a chain of widenings.
+            let per_lane = (bits / 8) as usize;
+            let lanes_per_vec = 16 / per_lane;
+            let x = v.vecs[0];
+            let vecs = (0..self.count(bits))
+                .map(|o| {
+                    let mut mask = [0u8; 16];
+                    for (i, m) in mask.iter_mut().enumerate() {
+                        *m = (o * lanes_per_vec + i / per_lane) as u8;
+                    }
+                    self.shuffle(int_vec(bits), x, x, mask)
+                })
+                .collect();
+            return Vals { bits, vecs };
+        }
         let mut v = v.clone();
         while v.bits < bits {
             v = self.widen(&v, true);
@@ -535,16 +552,21 @@ impl Emitter<'_, '_> {
                     return Ok(Vals { bits: 32, vecs });
                 }
                 if from.size() <= 2 {
-                    // Exact in float32, then exactly promoted.
-                    let f = Vals {
-                        bits: 32,
-                        vecs: w
-                            .vecs
-                            .iter()
-                            .map(|&x| self.b.ins().fcvt_from_sint(types::F32X4, x))
-                            .collect(),
-                    };
-                    return self.cast(&f, DType::F32, DType::F64);
+                    // Non-negative or signed 32-bit lanes: each pair converts exactly.
+                    let vecs = (0..self.count(64))
+                        .map(|o| {
+                            let x = w.vecs[o / 2];
+                            let x = if o % 2 == 0 {
+                                x
+                            } else {
+                                self.high_half(types::I32X4, x)
+                            };
+                            // Lowered as one `cvtdq2pd`.
+                            let x = self.b.ins().swiden_low(x);
+                            self.b.ins().fcvt_from_sint(types::F64X2, x)
+                        })
+                        .collect();
+                    return Ok(Vals { bits: 64, vecs });
                 }
                 // 32-bit integers: 2^52 + (x + bias) is exact in a float64's bits; subtracting
                 // 2^52 + bias is exact too.
@@ -667,23 +689,33 @@ impl Emitter<'_, '_> {
     }
 
     /// `voxcalc_ir::vmath::log_f32` on four lanes: the same operations in the same order.
-    fn log_f32x4(&mut self, x: Value) -> Value {
+    /// `int_valued`: every lane is a converted integer (0 or at least 1 in magnitude, finite),
+    /// so the subnormal and non-finite cases cannot occur and are left out (the lanes they
+    /// would touch, 0 and negatives, are overwritten by the zero and negative cases anyway).
+    fn log_f32x4(&mut self, x: Value, int_valued: bool) -> Value {
         use voxcalc_ir::vmath::NEG_NAN_F32;
         let f32c = |e: &mut Self, bits: u32| e.splat_f32(f32::from_bits(bits));
         let ix0 = self.cast_vec(types::I32X4, x);
-        let min_normal = self.splat_bits(32, 0x0080_0000);
-        let is_sub = self.b.ins().icmp(IntCC::SignedLessThan, ix0, min_normal);
-        let two25 = f32c(self, 0x4c00_0000);
-        let scaled = self.b.ins().fmul(x, two25);
-        let sub_f = self.cast_vec(types::F32X4, is_sub);
-        let xs = self.b.ins().bitselect(sub_f, scaled, x);
-        let minus25 = self.splat_bits(32, (-25i32) as u32 as u64);
-        let k0 = self.b.ins().band(is_sub, minus25);
+        let (xs, k0) = if int_valued {
+            (x, None)
+        } else {
+            let min_normal = self.splat_bits(32, 0x0080_0000);
+            let is_sub = self.b.ins().icmp(IntCC::SignedLessThan, ix0, min_normal);
+            let two25 = f32c(self, 0x4c00_0000);
+            let scaled = self.b.ins().fmul(x, two25);
+            let sub_f = self.cast_vec(types::F32X4, is_sub);
+            let xs = self.b.ins().bitselect(sub_f, scaled, x);
+            let minus25 = self.splat_bits(32, (-25i32) as u32 as u64);
+            (xs, Some(self.b.ins().band(is_sub, minus25)))
+        };
         let ix = self.cast_vec(types::I32X4, xs);
         let e = self.b.ins().sshr_imm_u(ix, 23);
         let bias = self.splat_bits(32, 127);
         let e = self.b.ins().isub(e, bias);
-        let k1 = self.b.ins().iadd(k0, e);
+        let k1 = match k0 {
+            Some(k0) => self.b.ins().iadd(k0, e),
+            None => e,
+        };
         let mant_mask = self.splat_bits(32, 0x007f_ffff);
         let mant = self.b.ins().band(ix, mant_mask);
         let c1 = self.splat_bits(32, 0x95f64 << 3);
@@ -737,15 +769,17 @@ impl Emitter<'_, '_> {
             ln2_lo,
         });
         let large_f = self.cast_vec(types::F32X4, large_f);
-        let res = self.b.ins().bitselect(large_f, a, c);
-        let inf_bits = self.splat_bits(32, 0x7f80_0000);
-        let not_finite = self
-            .b
-            .ins()
-            .icmp(IntCC::SignedGreaterThanOrEqual, ix0, inf_bits);
-        let not_finite = self.cast_vec(types::F32X4, not_finite);
-        let xx = self.b.ins().fadd(x, x);
-        let res = self.b.ins().bitselect(not_finite, xx, res);
+        let mut res = self.b.ins().bitselect(large_f, a, c);
+        if !int_valued {
+            let inf_bits = self.splat_bits(32, 0x7f80_0000);
+            let not_finite = self
+                .b
+                .ins()
+                .icmp(IntCC::SignedGreaterThanOrEqual, ix0, inf_bits);
+            let not_finite = self.cast_vec(types::F32X4, not_finite);
+            let xx = self.b.ins().fadd(x, x);
+            res = self.b.ins().bitselect(not_finite, xx, res);
+        }
         let negative = self.b.ins().icmp(IntCC::SignedLessThan, ix0, zero_i);
         let negative = self.cast_vec(types::F32X4, negative);
         let nan = f32c(self, NEG_NAN_F32);
@@ -759,27 +793,35 @@ impl Emitter<'_, '_> {
     }
 
     /// `voxcalc_ir::vmath::log_f64` on two lanes: the same operations in the same order.
-    fn log_f64x2(&mut self, x: Value) -> Value {
+    /// `int_valued` as for [`Self::log_f32x4`].
+    fn log_f64x2(&mut self, x: Value, int_valued: bool) -> Value {
         use voxcalc_ir::vmath::{INT_TO_F64_MAGIC, NEG_NAN_F64};
         let i64c = |e: &mut Self, v: i64| e.splat_bits(64, v as u64);
         let f64c = |e: &mut Self, bits: u64| e.vconst(types::F64X2, 64, bits);
         let as_f = |e: &mut Self, v: Value| e.cast_vec(types::F64X2, v);
         let bits = self.cast_vec(types::I64X2, x);
-        let hx0 = self.b.ins().sshr_imm_u(bits, 32);
-        let min_normal = i64c(self, 0x0010_0000);
-        let is_sub = self.b.ins().icmp(IntCC::SignedLessThan, hx0, min_normal);
-        let two54 = f64c(self, 0x4350_0000_0000_0000);
-        let scaled = self.b.ins().fmul(x, two54);
-        let sub_f = as_f(self, is_sub);
-        let xs = self.b.ins().bitselect(sub_f, scaled, x);
-        let minus54 = i64c(self, -54);
-        let k0 = self.b.ins().band(is_sub, minus54);
+        let (xs, k0) = if int_valued {
+            (x, None)
+        } else {
+            let hx0 = self.b.ins().sshr_imm_u(bits, 32);
+            let min_normal = i64c(self, 0x0010_0000);
+            let is_sub = self.b.ins().icmp(IntCC::SignedLessThan, hx0, min_normal);
+            let two54 = f64c(self, 0x4350_0000_0000_0000);
+            let scaled = self.b.ins().fmul(x, two54);
+            let sub_f = as_f(self, is_sub);
+            let xs = self.b.ins().bitselect(sub_f, scaled, x);
+            let minus54 = i64c(self, -54);
+            (xs, Some(self.b.ins().band(is_sub, minus54)))
+        };
         let xbits = self.cast_vec(types::I64X2, xs);
         let hx = self.b.ins().sshr_imm_u(xbits, 32);
         let e = self.b.ins().sshr_imm_u(hx, 20);
         let bias = i64c(self, 1023);
         let e = self.b.ins().isub(e, bias);
-        let k1 = self.b.ins().iadd(k0, e);
+        let k1 = match k0 {
+            Some(k0) => self.b.ins().iadd(k0, e),
+            None => e,
+        };
         let mant_mask = i64c(self, 0x000f_ffff);
         let mant = self.b.ins().band(hx, mant_mask);
         let c1 = i64c(self, 0x95f64);
@@ -857,15 +899,17 @@ impl Emitter<'_, '_> {
             ln2_lo,
         });
         let large_f = as_f(self, large_f);
-        let res = self.b.ins().bitselect(large_f, a, c);
-        let inf_bits = i64c(self, 0x7ff0_0000_0000_0000);
-        let not_finite = self
-            .b
-            .ins()
-            .icmp(IntCC::SignedGreaterThanOrEqual, bits, inf_bits);
-        let not_finite = as_f(self, not_finite);
-        let xx = self.b.ins().fadd(x, x);
-        let res = self.b.ins().bitselect(not_finite, xx, res);
+        let mut res = self.b.ins().bitselect(large_f, a, c);
+        if !int_valued {
+            let inf_bits = i64c(self, 0x7ff0_0000_0000_0000);
+            let not_finite = self
+                .b
+                .ins()
+                .icmp(IntCC::SignedGreaterThanOrEqual, bits, inf_bits);
+            let not_finite = as_f(self, not_finite);
+            let xx = self.b.ins().fadd(x, x);
+            res = self.b.ins().bitselect(not_finite, xx, res);
+        }
         let negative = self.b.ins().icmp(IntCC::SignedLessThan, bits, zero_i);
         let negative = as_f(self, negative);
         let nan = f64c(self, NEG_NAN_F64);
@@ -1008,7 +1052,14 @@ impl Emitter<'_, '_> {
         self.b.ins().bitselect(nan, xx, res)
     }
 
-    fn unary(&mut self, op: UnaryOp, x: &Vals, dtype: DType) -> Result<Vals, JitError> {
+    /// `int_valued`: `x` is an integer (or bool) converted to float (see [`Self::log_f32x4`]).
+    fn unary(
+        &mut self,
+        op: UnaryOp,
+        x: &Vals,
+        dtype: DType,
+        int_valued: bool,
+    ) -> Result<Vals, JitError> {
         if dtype == DType::Bool {
             return match op {
                 UnaryOp::Not => Ok(self.map(x, |e, v| e.b.ins().bnot(v))),
@@ -1047,9 +1098,9 @@ impl Emitter<'_, '_> {
                     })
                 }
                 UnaryOp::Math(MathFn::Log) if dtype == DType::F32 => {
-                    self.map(x, |e, v| e.log_f32x4(v))
+                    self.map(x, |e, v| e.log_f32x4(v, int_valued))
                 }
-                UnaryOp::Math(MathFn::Log) => self.map(x, |e, v| e.log_f64x2(v)),
+                UnaryOp::Math(MathFn::Log) => self.map(x, |e, v| e.log_f64x2(v, int_valued)),
                 UnaryOp::Math(MathFn::Exp) if dtype == DType::F32 => {
                     self.map(x, |e, v| e.exp_f32x4(v))
                 }
@@ -1217,7 +1268,12 @@ pub(crate) fn body(
             }
             InstKind::Unary(op, a) => {
                 let x = get(a)?;
-                e.unary(*op, &x, kernel.dtype(*a))?
+                // An integer converted to float: finite, and 0 or at least 1 in magnitude.
+                let int_valued = match kernel.insts[a.index()].kind {
+                    InstKind::Cast(src) => !kernel.dtype(src).is_float(),
+                    _ => false,
+                };
+                e.unary(*op, &x, kernel.dtype(*a), int_valued)?
             }
             InstKind::Binary(op, a, c) => {
                 let (x, y) = (get(a)?, get(c)?);
@@ -1226,6 +1282,43 @@ pub(crate) fn body(
             InstKind::Select(c, a, el) => {
                 let (x, y) = (get(a)?, get(el)?);
                 let bits = x.bits;
+                let zero_bits = |v: &ValueId| matches!(kernel.insts[v.index()].kind, InstKind::Const(s) if s.to_bits() == 0);
+                // `where(n != 0, x, 0)` (or unsigned `n > 0`): `x` AND NOT `n == 0`, one
+                // compare instead of a compare and a complement.
+                let nonzero_of = match kernel.insts[c.index()].kind {
+                    InstKind::Binary(op @ (BinaryOp::Ne | BinaryOp::Gt), n, z)
+                        if zero_bits(&z)
+                            && kernel.dtype(n).is_int()
+                            && (op == BinaryOp::Ne || !kernel.dtype(n).is_signed_int()) =>
+                    {
+                        Some(n)
+                    }
+                    _ => None,
+                };
+                if let (Some(n), true, false) =
+                    (nonzero_of, zero_bits(el), inst.dtype == DType::Bool)
+                {
+                    let nv = get(&n)?;
+                    let zero = e.splat_bits(nv.bits, 0);
+                    let is_zero = Vals {
+                        bits: nv.bits,
+                        vecs: nv
+                            .vecs
+                            .iter()
+                            .map(|&v| e.b.ins().icmp(IntCC::Equal, v, zero))
+                            .collect(),
+                    };
+                    let m = e.resize_mask(&is_zero, bits);
+                    let ty = vec_type(inst.dtype);
+                    let vecs = (0..x.vecs.len())
+                        .map(|k| {
+                            let mk = e.cast_vec(ty, m.vecs[k]);
+                            e.b.ins().band_not(x.vecs[k], mk)
+                        })
+                        .collect();
+                    values[i] = Some(Vals { bits, vecs });
+                    continue;
+                }
                 let m = e.resize_mask(&get(c)?, bits);
                 let ty = if inst.dtype == DType::Bool {
                     int_vec(bits)
@@ -1238,10 +1331,18 @@ pub(crate) fn body(
                 } else {
                     y
                 };
+                // An arm whose every bit is zero makes the select one AND with the mask.
+                let (then_zero, else_zero) = (zero_bits(a), zero_bits(el));
                 let vecs = (0..x.vecs.len())
                     .map(|k| {
                         let mk = e.cast_vec(ty, m.vecs[k]);
-                        e.b.ins().bitselect(mk, x.vecs[k], y.vecs[k])
+                        if else_zero {
+                            e.b.ins().band(x.vecs[k], mk)
+                        } else if then_zero {
+                            e.b.ins().band_not(y.vecs[k], mk)
+                        } else {
+                            e.b.ins().bitselect(mk, x.vecs[k], y.vecs[k])
+                        }
                     })
                     .collect();
                 Vals { bits, vecs }

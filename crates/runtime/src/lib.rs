@@ -34,14 +34,26 @@ pub struct RunOptions {
     /// Voxels per block; `None` picks a size from the stage's work (see [`block_voxels`]).
     pub block_voxels: Option<usize>,
     /// Output bytes per window of [`run_streaming`] (rounded to whole blocks); `None` uses
-    /// [`DEFAULT_WINDOW_BYTES`]. Two windows are held at a time.
+    /// [`default_window_bytes`]. Two windows are held at a time.
     pub window_bytes: Option<usize>,
 }
 
-/// The default window of [`run_streaming`]: large enough that the per-window hand-over costs
-/// nothing measurable and every thread gets many blocks, small enough that two windows are a
-/// small fraction of a large result.
+/// The largest default window of [`run_streaming`]: large enough that the per-window hand-over
+/// costs nothing measurable and every thread gets many blocks, small enough that two windows
+/// are a small fraction of a large result.
 pub const DEFAULT_WINDOW_BYTES: usize = 32 << 20;
+
+/// The smallest default window (see [`default_window_bytes`]).
+pub const MIN_WINDOW_BYTES: usize = 4 << 20;
+
+/// The default window for a result of `total` bytes: a 32nd of it, between
+/// [`MIN_WINDOW_BYTES`] and [`DEFAULT_WINDOW_BYTES`]. The first window is computed before any
+/// is written and the last written after all are computed, so the window bounds the part of
+/// the job that does not overlap; fewer fresh pages are touched, too. (S2, a 134 MB result:
+/// compute phase 114 -> 96 ms on 2 threads with 4 MiB instead of 32 MiB windows.)
+pub fn default_window_bytes(total: usize) -> usize {
+    (total / 32).clamp(MIN_WINDOW_BYTES, DEFAULT_WINDOW_BYTES)
+}
 
 /// Receives progress reports from worker threads and may ask the run to stop.
 pub trait Progress: Sync {
@@ -354,7 +366,9 @@ fn stream_windows<E: Send>(
     if n_voxels == 0 {
         return Ok(());
     }
-    let window_bytes = options.window_bytes.unwrap_or(DEFAULT_WINDOW_BYTES);
+    let window_bytes = options
+        .window_bytes
+        .unwrap_or_else(|| default_window_bytes(n_voxels as usize * output.elem_size));
     // Whole blocks per window, at least one.
     let blocks_per_window = (window_bytes / (output.block * output.elem_size)).max(1) as u64;
     let window_voxels = (blocks_per_window * output.block as u64).min(n_voxels);

@@ -1,0 +1,183 @@
+//! The vector shortcuts taken for particular operands (the logarithm of a converted integer
+//! without its subnormal and non-finite cases, selects with an all-zero arm as one AND, byte
+//! masks widened by one shuffle, `where(n != 0, x, 0)` as x AND NOT `n == 0`, small integers converted straight to float64) give the
+//! interpreter's bits, over every int16 value and masks of 0, 1 and 255.
+
+use voxcalc_check::Env;
+use voxcalc_ir::plan::{execute_interpreted, plan, ImageLayout};
+use voxcalc_ir::{ByteOrder, InputBuf};
+use voxcalc_jit::{compile_plan, CompileOptions};
+use voxcalc_types::DType;
+
+/// Every int16 value (65536 voxels, plus a tail of 3 so rows end in scalar code).
+const N: usize = 65536 + 3;
+
+fn images() -> Vec<(&'static str, DType, Vec<u8>)> {
+    let img1: Vec<u8> = (0..N)
+        .flat_map(|i| ((i as u32).wrapping_sub(32768) as u16 as i16).to_le_bytes())
+        .collect();
+    let specials = [
+        0.0f32,
+        -0.0,
+        1.5,
+        -2.25,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        f32::MIN_POSITIVE / 4.0,
+        1e30,
+    ];
+    let img2: Vec<u8> = (0..N)
+        .flat_map(|i| specials[i % specials.len()].to_le_bytes())
+        .collect();
+    let mask: Vec<u8> = (0..N).map(|i| [0u8, 1, 255, 0, 7][i % 5]).collect();
+    let i32s: Vec<u8> = (0..N)
+        .flat_map(|i| {
+            let v = match i % 4 {
+                0 => i32::MIN + i as i32,
+                1 => i32::MAX - i as i32,
+                2 => 0,
+                _ => i as i32 - 40000,
+            };
+            v.to_le_bytes()
+        })
+        .collect();
+    vec![
+        ("img1", DType::I16, img1),
+        ("img2", DType::F32, img2),
+        ("mask", DType::U8, mask),
+        ("big", DType::I32, i32s),
+    ]
+}
+
+#[test]
+fn vector_shortcuts_match_the_interpreter_bit_for_bit() {
+    let images = images();
+    let mut env = Env::new();
+    for (name, dtype, _) in &images {
+        env.bind(*name, *dtype, vec![N]);
+    }
+    let layouts: Vec<ImageLayout> = images
+        .iter()
+        .map(|_| ImageLayout::fortran(&[N], ByteOrder::Native))
+        .collect();
+    let bufs: Vec<InputBuf<'_>> = images
+        .iter()
+        .map(|(_, _, d)| InputBuf { bytes: d, base: 0 })
+        .collect();
+    let formulas = [
+        "np.where(mask > 0, np.log(np.abs(img1) + 1) * 2.5 - img2 / (img1 + 1.0), 0)",
+        "np.log(img1)",
+        "np.log(img1 * 1.0)",
+        "np.log(big)",
+        "np.log(mask)",
+        "np.log(img2)",
+        "np.where(mask > 0, 0, img2 * 2.0)",
+        "np.where(mask > 0, img1, 0)",
+        "np.where(mask > 0, img1 / 3, -0.0)",
+        "np.where(mask == 0, img2, img1)",
+        "np.where(mask > 0, img2 * 2.0, 0)",
+        "np.where(img1 != 0, img2, 0)",
+        "np.where(img1 > 0, img2, 0)",
+        "np.where(big != 0, img1, 0)",
+        "np.where(mask != 0, mask, 0)",
+        "img1 + 0.5",
+        "(mask > 1) & (img1 > 0)",
+    ];
+    for text in formulas {
+        let parsed = voxcalc_syntax::parse(text);
+        let tree = voxcalc_check::check(&parsed.expr, &env).expect("the formula checks");
+        let p = plan(&tree, &layouts).expect("the formula plans");
+        let compiled = compile_plan(&p, CompileOptions::default()).expect("compiles");
+        let jit = compiled.execute(&bufs).expect("runs");
+        let reference = execute_interpreted(&p, &bufs).expect("interprets");
+        assert_eq!(jit.len(), reference.len(), "{text}");
+        let size = p.output().dtype().size();
+        if let Some(i) = (0..jit.len() / size)
+            .find(|&i| jit[i * size..(i + 1) * size] != reference[i * size..(i + 1) * size])
+        {
+            panic!(
+                "{text}: voxel {i} differs: jit {:?}, interpreter {:?}",
+                &jit[i * size..(i + 1) * size],
+                &reference[i * size..(i + 1) * size]
+            );
+        }
+    }
+}
+
+/// Vector kernels (and the lanes of reductions) finish a row by stepping back to a last whole
+/// vector, and `run` interprets runs of a row shorter than a vector: every `start..end` of
+/// domains with rows of 5, 6 and 9 voxels (4-voxel vectors, 4 lanes) gives the interpreter's
+/// bytes.
+#[test]
+fn overlapping_row_tails_match_the_interpreter_for_every_range() {
+    for rows in [5usize, 6, 9] {
+        let shape = vec![rows, 7];
+        let n = rows * 7;
+        let img1: Vec<u8> = (0..n)
+            .flat_map(|i| ((i as i16) * 37 - 500).to_le_bytes())
+            .collect();
+        let img2: Vec<u8> = (0..n)
+            .flat_map(|i| (i as f32 * 0.75 - 3.0).to_le_bytes())
+            .collect();
+        let mask: Vec<u8> = (0..n).map(|i| (i % 3) as u8).collect();
+        let images = [
+            ("img1", DType::I16, img1),
+            ("img2", DType::F32, img2),
+            ("mask", DType::U8, mask),
+        ];
+        let mut env = Env::new();
+        for (name, dtype, _) in &images {
+            env.bind(*name, *dtype, shape.clone());
+        }
+        let layouts: Vec<ImageLayout> = images
+            .iter()
+            .map(|_| ImageLayout::fortran(&shape, ByteOrder::Native))
+            .collect();
+        let bufs: Vec<InputBuf<'_>> = images
+            .iter()
+            .map(|(_, _, d)| InputBuf { bytes: d, base: 0 })
+            .collect();
+        for text in [
+            "np.where(mask > 0, np.log(np.abs(img1) + 1) * 2.5 - img2 / (img1 + 1.0), 0)",
+            "img1 + img2",
+            "np.mean(img1, axis=-1)",
+            "np.std(img2, axis=-1) + np.max(mask, axis=-1)",
+        ] {
+            let parsed = voxcalc_syntax::parse(text);
+            let tree = voxcalc_check::check(&parsed.expr, &env).expect("the formula checks");
+            let p = plan(&tree, &layouts).expect("the formula plans");
+            let compiled = compile_plan(&p, CompileOptions::default()).expect("compiles");
+            let kernel = &compiled.kernels()[0];
+            // The stage's inputs in its own order.
+            let stage_bufs: Vec<InputBuf<'_>> = p.stages[0]
+                .inputs
+                .iter()
+                .map(|src| match *src {
+                    voxcalc_ir::plan::StageInput::Image(k) => bufs[k],
+                    _ => panic!("one stage over images"),
+                })
+                .collect();
+            let args = voxcalc_ir::RunArgs {
+                inputs: &stage_bufs,
+                uniforms: &[],
+            };
+            let size = kernel.kernel().output_dtype().size();
+            let n = kernel.kernel().n_voxels();
+            for start in 0..n {
+                for end in start..=n {
+                    let len = (end - start) as usize * size;
+                    let mut jit = vec![0u8; len];
+                    kernel.run(&args, &mut jit, start, end).expect("runs");
+                    let mut reference = vec![0u8; len];
+                    voxcalc_ir::interp::run(kernel.kernel(), &args, &mut reference, start, end)
+                        .expect("interprets");
+                    assert!(
+                        jit == reference,
+                        "{text}, rows of {rows}: voxels {start}..{end} differ"
+                    );
+                }
+            }
+        }
+    }
+}

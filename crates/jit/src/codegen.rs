@@ -286,18 +286,7 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
                     self.builder.switch_to_block(step_back);
                     let lanes_v = self.builder.ins().iconst(types::I64, vp.lanes);
                     let back = self.builder.ins().isub(lanes_v, rem);
-                    for view_idx in 0..self.kernel.views.len() {
-                        let view = &self.kernel.views[view_idx];
-                        let s0 = view.domain_strides.first().copied().unwrap_or(0);
-                        if s0 != 0 {
-                            let size = self.kernel.inputs[view.input.index()].dtype.size() as i64;
-                            let var = self.view_ptrs[view_idx].expect("set up for the row");
-                            let p = self.builder.use_var(var);
-                            let off = self.builder.ins().imul_imm_s(back, s0 * size);
-                            let p = self.builder.ins().isub(p, off);
-                            self.builder.def_var(var, p);
-                        }
-                    }
+                    self.move_view_ptrs(back, true);
                     let out_p = self.builder.use_var(var_out);
                     let off = self.builder.ins().imul_imm_s(back, out_size);
                     let out_p = self.builder.ins().isub(out_p, off);
@@ -435,18 +424,7 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
             let out_step = self.builder.ins().imul_imm_s(step, out_size);
             let next_out = self.builder.ins().iadd(out_p, out_step);
             self.builder.def_var(var_out, next_out);
-            for view_idx in 0..self.kernel.views.len() {
-                let view = &self.kernel.views[view_idx];
-                let s0 = view.domain_strides.first().copied().unwrap_or(0);
-                if s0 != 0 {
-                    let size = self.kernel.inputs[view.input.index()].dtype.size() as i64;
-                    let var = self.view_ptrs[view_idx].expect("set up for the row");
-                    let p = self.builder.use_var(var);
-                    let adv = self.builder.ins().imul_imm_s(step, s0 * size);
-                    let p = self.builder.ins().iadd(p, adv);
-                    self.builder.def_var(var, p);
-                }
-            }
+            self.move_view_ptrs(step, false);
             let j1 = self.builder.ins().iadd(j, step);
             self.builder.def_var(var_j, j1);
             self.builder.ins().jump(inner_head, &[]);
@@ -457,6 +435,27 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
         self.builder.ins().jump(outer_head, &[]);
 
         self.finish_function(exit)
+    }
+
+    /// Moves the pointer of every view that steps along the row by `voxels` voxels: forward,
+    /// or back when `back`.
+    fn move_view_ptrs(&mut self, voxels: Value, back: bool) {
+        for view_idx in 0..self.kernel.views.len() {
+            let view = &self.kernel.views[view_idx];
+            let s0 = view.domain_strides.first().copied().unwrap_or(0);
+            if s0 != 0 {
+                let size = self.kernel.inputs[view.input.index()].dtype.size() as i64;
+                let var = self.view_ptrs[view_idx].expect("set up for the row");
+                let p = self.builder.use_var(var);
+                let bytes = self.builder.ins().imul_imm_s(voxels, s0 * size);
+                let p = if back {
+                    self.builder.ins().isub(p, bytes)
+                } else {
+                    self.builder.ins().iadd(p, bytes)
+                };
+                self.builder.def_var(var, p);
+            }
+        }
     }
 
     /// Emits the exit block and finishes the function.

@@ -262,12 +262,10 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
                 let next_out = self.builder.ins().iadd_imm_s(out_p, vp.lanes * out_size);
                 self.builder.def_var(var_out, next_out);
                 for (view_idx, &p) in ptrs.iter().enumerate() {
-                    let view = &self.kernel.views[view_idx];
-                    let s0 = view.domain_strides.first().copied().unwrap_or(0);
-                    if s0 != 0 {
-                        let size = self.kernel.inputs[view.input.index()].dtype.size() as i64;
+                    let stride = self.row_stride_bytes(view_idx);
+                    if stride != 0 {
                         let var = self.view_ptrs[view_idx].expect("set up for the row");
-                        let p = self.builder.ins().iadd_imm_s(p, vp.lanes * s0 * size);
+                        let p = self.builder.ins().iadd_imm_s(p, vp.lanes * stride);
                         self.builder.def_var(var, p);
                     }
                 }
@@ -321,19 +319,15 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
                 let mut base = Vec::with_capacity(self.kernel.views.len());
                 let mut bytes = Vec::with_capacity(self.kernel.views.len());
                 for view_idx in 0..self.kernel.views.len() {
-                    let view = &self.kernel.views[view_idx];
-                    let s0 = view.domain_strides.first().copied().unwrap_or(0);
-                    let size = self.kernel.inputs[view.input.index()].dtype.size() as i64;
-                    let var = self.view_ptrs[view_idx].expect("set up for the row");
-                    let p = self.builder.use_var(var);
-                    let p = if s0 == 0 {
+                    let (p, stride) = self.row_ptr(view_idx);
+                    let p = if stride == 0 {
                         p
                     } else {
-                        let off = self.builder.ins().imul_imm_s(back, s0 * size);
+                        let off = self.builder.ins().imul_imm_s(back, stride);
                         self.builder.ins().isub(p, off)
                     };
                     base.push(p);
-                    bytes.push(s0 * size);
+                    bytes.push(stride);
                 }
                 self.lane_ptrs = (0..self.lanes)
                     .map(|lane| {
@@ -390,16 +384,12 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
             }
             self.lane_ptrs = vec![Vec::with_capacity(self.kernel.views.len()); self.lanes];
             for view_idx in 0..self.kernel.views.len() {
-                let view = &self.kernel.views[view_idx];
-                let s0 = view.domain_strides.first().copied().unwrap_or(0);
-                let size = self.kernel.inputs[view.input.index()].dtype.size() as i64;
-                let var = self.view_ptrs[view_idx].expect("set up for the row");
-                let p = self.builder.use_var(var);
+                let (p, stride) = self.row_ptr(view_idx);
                 for (lane, &k) in lane_idx.iter().enumerate() {
-                    let lp = if lane == 0 || s0 == 0 {
+                    let lp = if lane == 0 || stride == 0 {
                         p
                     } else {
-                        let off = self.builder.ins().imul_imm_s(k, s0 * size);
+                        let off = self.builder.ins().imul_imm_s(k, stride);
                         self.builder.ins().iadd(p, off)
                     };
                     self.lane_ptrs[lane].push(lp);
@@ -437,17 +427,28 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
         self.finish_function(exit)
     }
 
+    /// Bytes view `view_idx` advances per voxel along the row (0 when it does not move).
+    fn row_stride_bytes(&self, view_idx: usize) -> i64 {
+        let view = &self.kernel.views[view_idx];
+        let s0 = view.domain_strides.first().copied().unwrap_or(0);
+        s0 * self.kernel.inputs[view.input.index()].dtype.size() as i64
+    }
+
+    /// View `view_idx`'s current pointer in the row, and [`Self::row_stride_bytes`].
+    fn row_ptr(&mut self, view_idx: usize) -> (Value, i64) {
+        let var = self.view_ptrs[view_idx].expect("set up for the row");
+        (self.builder.use_var(var), self.row_stride_bytes(view_idx))
+    }
+
     /// Moves the pointer of every view that steps along the row by `voxels` voxels: forward,
     /// or back when `back`.
     fn move_view_ptrs(&mut self, voxels: Value, back: bool) {
         for view_idx in 0..self.kernel.views.len() {
-            let view = &self.kernel.views[view_idx];
-            let s0 = view.domain_strides.first().copied().unwrap_or(0);
-            if s0 != 0 {
-                let size = self.kernel.inputs[view.input.index()].dtype.size() as i64;
+            let stride = self.row_stride_bytes(view_idx);
+            if stride != 0 {
                 let var = self.view_ptrs[view_idx].expect("set up for the row");
                 let p = self.builder.use_var(var);
-                let bytes = self.builder.ins().imul_imm_s(voxels, s0 * size);
+                let bytes = self.builder.ins().imul_imm_s(voxels, stride);
                 let p = if back {
                     self.builder.ins().isub(p, bytes)
                 } else {

@@ -241,10 +241,13 @@ fn compile_all(
     for (i, kernel) in kernels.iter().enumerate() {
         // Kernels with reductions compute several voxels side by side: their sequential
         // accumulations are long dependency chains that otherwise leave the pipeline idle.
+        // Those the vector path takes hold the voxels in vector lanes instead (a quarter of
+        // the code to compile).
         let has_reduction = kernel
             .insts
             .iter()
-            .any(|i| matches!(i.kind, voxcalc_ir::InstKind::Reduce(_)));
+            .any(|i| matches!(i.kind, voxcalc_ir::InstKind::Reduce(_)))
+            && vector::plan(kernel).is_none();
         // A domain smaller than the lanes (a global reduction's single voxel) would only
         // repeat its voxels.
         let lanes = if has_reduction {

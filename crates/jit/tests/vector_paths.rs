@@ -181,3 +181,135 @@ fn overlapping_row_tails_match_the_interpreter_for_every_range() {
         }
     }
 }
+
+/// Time reductions that take the vector path (unmasked sequential float sums: means,
+/// variances, z-scores) give the interpreter's bytes for every start..end of domains whose rows
+/// are shorter than, equal to and longer than a vector, over int16, uint8, float32 and float64
+/// series with NaN, infinities, signed zeros and subnormals in them.
+#[test]
+fn vector_time_reductions_match_the_interpreter_for_every_range() {
+    let specials = [
+        0.0f64,
+        -0.0,
+        1.5,
+        -2.25,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NAN,
+        f64::MIN_POSITIVE / 4.0,
+        1e300,
+        -7.0,
+        3.0e-5,
+    ];
+    for (rows, volumes) in [(1usize, 5usize), (3, 4), (4, 7), (5, 3), (9, 6), (6, 1)] {
+        let shape = vec![rows, 2, volumes];
+        let n = rows * 2 * volumes;
+        let i16s: Vec<u8> = (0..n)
+            .flat_map(|i| ((i as i32 * 7919 % 65536 - 32768) as i16).to_le_bytes())
+            .collect();
+        let u8s: Vec<u8> = (0..n).map(|i| (i * 37 % 256) as u8).collect();
+        let f32s: Vec<u8> = (0..n)
+            .flat_map(|i| {
+                let x = if i % 5 == 0 {
+                    specials[i / 5 % specials.len()] as f32
+                } else {
+                    i as f32 * 0.37 - 4.0
+                };
+                x.to_le_bytes()
+            })
+            .collect();
+        let f64s: Vec<u8> = (0..n)
+            .flat_map(|i| {
+                let x = if i % 4 == 1 {
+                    specials[i / 4 % specials.len()]
+                } else {
+                    (i as f64).sin() * 1e3
+                };
+                x.to_le_bytes()
+            })
+            .collect();
+        let images = [
+            ("bold", DType::I16, i16s),
+            ("byte", DType::U8, u8s),
+            ("single", DType::F32, f32s),
+            ("double", DType::F64, f64s),
+        ];
+        let mut env = Env::new();
+        for (name, dtype, _) in &images {
+            env.bind(*name, *dtype, shape.clone());
+        }
+        let layouts: Vec<ImageLayout> = images
+            .iter()
+            .map(|_| ImageLayout::fortran(&shape, ByteOrder::Native))
+            .collect();
+        let bufs: Vec<InputBuf<'_>> = images
+            .iter()
+            .map(|(_, _, d)| InputBuf { bytes: d, base: 0 })
+            .collect();
+        for text in [
+            "np.mean(bold, axis=-1)",
+            "np.mean(bold, axis=-1) / np.std(bold, axis=-1)",
+            "np.var(byte, axis=-1)",
+            "np.mean(single, axis=-1)",
+            "np.std(single, axis=-1) + single[..., 0]",
+            "np.sum(double, axis=-1)",
+            "np.sqrt(np.mean(double * double, axis=-1))",
+            "(bold - np.mean(bold, axis=-1, keepdims=True)) / np.std(bold, axis=-1, keepdims=True)",
+        ] {
+            let parsed = voxcalc_syntax::parse(text);
+            let tree = voxcalc_check::check(&parsed.expr, &env).expect("the formula checks");
+            let p = plan(&tree, &layouts).expect("the formula plans");
+            let compiled = compile_plan(&p, CompileOptions { keep_clif: true }).expect("compiles");
+            let whole = compiled.execute(&bufs).expect("runs");
+            let reference = execute_interpreted(&p, &bufs).expect("interprets");
+            assert!(whole == reference, "{text}, rows of {rows}: results differ");
+            for (s, kernel) in compiled.kernels().iter().enumerate() {
+                let is_reduction = kernel
+                    .kernel()
+                    .insts
+                    .iter()
+                    .any(|i| matches!(i.kind, voxcalc_ir::InstKind::Reduce(_)));
+                let clif = kernel.clif().expect("kept");
+                if is_reduction && rows >= 4 {
+                    assert!(
+                        clif.contains("fadd.f64x2") || clif.contains("fadd.f32x4"),
+                        "{text}: stage {s} does not sum in vectors:\n{clif}"
+                    );
+                }
+                // Every run of every stage whose inputs are images alone, against the
+                // interpreter (later stages read earlier results, checked as a whole above).
+                let stage_bufs: Option<Vec<InputBuf<'_>>> = p.stages[s]
+                    .inputs
+                    .iter()
+                    .map(|src| match *src {
+                        voxcalc_ir::plan::StageInput::Image(k) => Some(bufs[k]),
+                        _ => None,
+                    })
+                    .collect();
+                let Some(stage_bufs) = stage_bufs else {
+                    continue;
+                };
+                let args = voxcalc_ir::RunArgs {
+                    inputs: &stage_bufs,
+                    uniforms: &[],
+                };
+                let size = kernel.kernel().output_dtype().size();
+                let n = kernel.kernel().n_voxels();
+                for start in 0..n {
+                    for end in start..=n {
+                        let len = (end - start) as usize * size;
+                        let mut jit = vec![0u8; len];
+                        kernel.run(&args, &mut jit, start, end).expect("runs");
+                        let mut reference = vec![0u8; len];
+                        voxcalc_ir::interp::run(kernel.kernel(), &args, &mut reference, start, end)
+                            .expect("interprets");
+                        assert!(
+                            jit == reference,
+                            "{text}, rows of {rows}, stage {s}: voxels {start}..{end} differ"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

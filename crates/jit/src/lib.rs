@@ -109,12 +109,29 @@ impl fmt::Debug for CompiledKernel {
     }
 }
 
-/// The host ISA with `opt_level=speed` and `is_pic=false`, built once per process.
-fn isa() -> Result<OwnedTargetIsa, JitError> {
-    static ISA: OnceLock<Result<OwnedTargetIsa, String>> = OnceLock::new();
-    ISA.get_or_init(|| {
+/// How hard Cranelift optimises a plan's code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OptLevel {
+    /// No e-graph pass: for plans whose every stage takes the vector path, whose translation
+    /// is already lean (constants and addresses hoisted, no redundant values), so Cranelift's
+    /// optimisations found nothing measurable to gain (S1-S5 ran as fast without them) while
+    /// costing a quarter to a third of the compile time.
+    None,
+    /// `opt_level=speed`: plans with scalar stages (per-lane reductions, helper calls).
+    Speed,
+}
+
+/// The host ISA at `level` with `is_pic=false`, each built once per process.
+fn isa(level: OptLevel) -> Result<OwnedTargetIsa, JitError> {
+    static NONE: OnceLock<Result<OwnedTargetIsa, String>> = OnceLock::new();
+    static SPEED: OnceLock<Result<OwnedTargetIsa, String>> = OnceLock::new();
+    let (cell, name) = match level {
+        OptLevel::None => (&NONE, "none"),
+        OptLevel::Speed => (&SPEED, "speed"),
+    };
+    cell.get_or_init(|| {
         let mut flags = settings::builder();
-        flags.set("opt_level", "speed").map_err(|e| e.to_string())?;
+        flags.set("opt_level", name).map_err(|e| e.to_string())?;
         flags.set("is_pic", "false").map_err(|e| e.to_string())?;
         // The IR verifier costs compile time; debug builds (and so the test suite) keep it.
         let verify = if cfg!(debug_assertions) {
@@ -138,7 +155,7 @@ fn isa() -> Result<OwnedTargetIsa, JitError> {
     .map_err(JitError)
 }
 
-/// Prepares the process for fast compilations: builds the host ISA and compiles (then frees)
+/// Prepares the process for fast compilations: builds the host ISAs and compiles (then frees)
 /// a small vector kernel, so that Cranelift's code and tables are paged in and its lazily
 /// built state exists. Callers that know a formula is coming (a CLI that is still opening its
 /// images) can run this on another thread; it is never needed for correctness.
@@ -153,6 +170,8 @@ pub fn warm_up() {
         // A failure here would show again, with its message, at the real compilation.
         let _ = compile(&kernel, CompileOptions::default());
     }
+    // Plans with scalar stages use the other ISA (an error shows again when one is compiled).
+    let _ = isa(OptLevel::Speed);
 }
 
 /// Byte offsets and strides are computed in 64-bit arithmetic by the generated code; refuse
@@ -217,7 +236,12 @@ fn compile_all(
         check_offsets(kernel)?;
     }
     trace.mark("validate");
-    let isa = isa()?;
+    let level = if kernels.iter().all(|k| vector::plan(k).is_some()) {
+        OptLevel::None
+    } else {
+        OptLevel::Speed
+    };
+    let isa = isa(level)?;
     trace.mark("isa");
     let helper_sigs = helpers::table();
     trace.mark("helpers");

@@ -82,6 +82,22 @@ pub fn load_images(bindings: &[(String, PathBuf)]) -> anyhow::Result<Vec<(String
         .collect()
 }
 
+/// Opens every bound image on another thread while this one warms up the compiler
+/// (`voxcalc::warm_up`: Cranelift's code paged in, its tables built, this thread's allocator
+/// grown), so that the formula's compilation afterwards runs warm and alone. Opening a `.nii`
+/// takes about as long as the warm-up; inflating a `.nii.gz` hides it entirely.
+pub fn load_warm(bindings: Vec<(String, PathBuf)>) -> anyhow::Result<Vec<(String, Image)>> {
+    let loader = std::thread::Builder::new()
+        .name("load".into())
+        .spawn(move || load_images(&bindings))
+        .context("cannot start a thread to open the inputs")?;
+    voxcalc::warm_up();
+    match loader.join() {
+        Ok(images) => images,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
 /// Compiles the formula for the loaded images.
 pub fn compile(formula: &str, images: &[(String, Image)]) -> Result<Formula, voxcalc::Error> {
     let specs: Vec<InputSpec> = images
@@ -93,10 +109,8 @@ pub fn compile(formula: &str, images: &[(String, Image)]) -> Result<Formula, vox
 
 /// Runs `voxcalc eval`.
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
-    // Cranelift's cold start overlaps opening (and inflating) the inputs; never joined.
-    std::thread::spawn(voxcalc::warm_up);
     let bindings = parse_bindings(&args.inputs)?;
-    let images = load_images(&bindings)?;
+    let images = load_warm(bindings)?;
     let formula = compile(&args.formula, &images)?;
     let named: Vec<(&str, &Image)> = images.iter().map(|(n, i)| (n.as_str(), i)).collect();
     let options = EvalOptions {

@@ -60,6 +60,17 @@ fn abi_type(a: Abi) -> Type {
     }
 }
 
+/// `x * k` for a constant `k` (see `Translator::mul_const`).
+pub(crate) fn mul_const(b: &mut FunctionBuilder<'_>, x: Value, k: i64) -> Value {
+    if k == 1 {
+        x
+    } else if k > 0 && (k as u64).is_power_of_two() {
+        b.ins().ishl_imm_s(x, k.trailing_zeros() as i64)
+    } else {
+        b.ins().imul_imm_s(x, k)
+    }
+}
+
 fn notrap() -> MemFlagsData {
     MemFlagsData::new().with_notrap()
 }
@@ -143,8 +154,17 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
         let (args, start, end) = (params[0], params[1], params[2]);
         let inputs_ptr = b.ins().load(types::I64, notrap(), args, ARGS_INPUTS);
         let out_ptr = b.ins().load(types::I64, notrap(), args, ARGS_OUTPUT);
-        self.uniforms_ptr = b.ins().load(types::I64, notrap(), args, ARGS_UNIFORMS);
-        self.scratch_ptr = b.ins().load(types::I64, notrap(), args, ARGS_SCRATCH);
+        // Fields a kernel does not use are not loaded (each instruction costs compile time).
+        self.uniforms_ptr = if self.kernel.uniforms.is_empty() {
+            b.ins().iconst(types::I64, 0)
+        } else {
+            b.ins().load(types::I64, notrap(), args, ARGS_UNIFORMS)
+        };
+        self.scratch_ptr = if self.kernel.scratch_bytes() == 0 {
+            b.ins().iconst(types::I64, 0)
+        } else {
+            b.ins().load(types::I64, notrap(), args, ARGS_SCRATCH)
+        };
         for i in 0..self.kernel.inputs.len() {
             let base = b
                 .ins()
@@ -182,26 +202,34 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
             if k + 1 == domain.len() {
                 idx.push(rest);
             } else {
+                // One division per axis (the remainder from the quotient).
                 let len_v = self.builder.ins().iconst(types::I64, len as i64);
-                idx.push(self.builder.ins().urem(rest, len_v));
-                rest = self.builder.ins().udiv(rest, len_v);
+                let q = self.builder.ins().udiv(rest, len_v);
+                let whole = self.mul_const(q, len as i64);
+                idx.push(self.builder.ins().isub(rest, whole));
+                rest = q;
             }
         }
         for view_idx in 0..self.kernel.views.len() {
             let view = &self.kernel.views[view_idx];
             let size = self.kernel.inputs[view.input.index()].dtype.size() as i64;
-            let mut off = self.builder.ins().iconst(types::I64, view.offset);
+            let mut off: Option<Value> = None;
             for (k, &s) in view.domain_strides.iter().enumerate() {
                 if s != 0 {
-                    let t = self.builder.ins().imul_imm_s(idx[k], s);
-                    off = self.builder.ins().iadd(off, t);
+                    let t = self.mul_const(idx[k], s * size);
+                    off = Some(match off {
+                        Some(o) => self.builder.ins().iadd(o, t),
+                        None => t,
+                    });
                 }
             }
-            let bytes = self.builder.ins().imul_imm_s(off, size);
-            let ptr = self
-                .builder
-                .ins()
-                .iadd(self.input_bases[view.input.index()], bytes);
+            let mut ptr = self.input_bases[view.input.index()];
+            if let Some(bytes) = off {
+                ptr = self.builder.ins().iadd(ptr, bytes);
+            }
+            if view.offset != 0 {
+                ptr = self.builder.ins().iadd_imm_s(ptr, view.offset * size);
+            }
             let var = self.builder.declare_var(types::I64);
             self.builder.def_var(var, ptr);
             self.view_ptrs[view_idx] = Some(var);
@@ -211,7 +239,7 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
         let row_end = self.builder.ins().iadd(i, row_left);
         let run_end = self.builder.ins().umin(row_end, end);
         let rel = self.builder.ins().isub(i, start);
-        let out_off = self.builder.ins().imul_imm_s(rel, out_size);
+        let out_off = self.mul_const(rel, out_size);
         let out_p0 = self.builder.ins().iadd(out_ptr, out_off);
         let var_out = self.builder.declare_var(types::I64);
         self.builder.def_var(var_out, out_p0);
@@ -286,7 +314,7 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
                     let back = self.builder.ins().isub(lanes_v, rem);
                     self.move_view_ptrs(back, true);
                     let out_p = self.builder.use_var(var_out);
-                    let off = self.builder.ins().imul_imm_s(back, out_size);
+                    let off = self.mul_const(back, out_size);
                     let out_p = self.builder.ins().isub(out_p, off);
                     self.builder.def_var(var_out, out_p);
                     let j = self.builder.ins().isub(j, back);
@@ -323,7 +351,7 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
                     let p = if stride == 0 {
                         p
                     } else {
-                        let off = self.builder.ins().imul_imm_s(back, stride);
+                        let off = self.mul_const(back, stride);
                         self.builder.ins().isub(p, off)
                     };
                     base.push(p);
@@ -346,7 +374,7 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
                 let body = self.kernel.body.clone();
                 self.region(&body)?;
                 let out_p = self.builder.use_var(var_out);
-                let off = self.builder.ins().imul_imm_s(back, out_size);
+                let off = self.mul_const(back, out_size);
                 let out_p = self.builder.ins().isub(out_p, off);
                 for lane in 0..self.lanes {
                     self.lane = lane;
@@ -389,7 +417,7 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
                     let lp = if lane == 0 || stride == 0 {
                         p
                     } else {
-                        let off = self.builder.ins().imul_imm_s(k, stride);
+                        let off = self.mul_const(k, stride);
                         self.builder.ins().iadd(p, off)
                     };
                     self.lane_ptrs[lane].push(lp);
@@ -404,14 +432,14 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
                 let p = if lane == 0 {
                     out_p
                 } else {
-                    let off = self.builder.ins().imul_imm_s(k, out_size);
+                    let off = self.mul_const(k, out_size);
                     self.builder.ins().iadd(out_p, off)
                 };
                 self.builder.ins().store(notrap(), out_v, p, 0);
             }
             let lanes = self.builder.ins().iconst(types::I64, self.lanes as i64);
             let step = self.builder.ins().umin(lanes, rem);
-            let out_step = self.builder.ins().imul_imm_s(step, out_size);
+            let out_step = self.mul_const(step, out_size);
             let next_out = self.builder.ins().iadd(out_p, out_step);
             self.builder.def_var(var_out, next_out);
             self.move_view_ptrs(step, false);
@@ -425,6 +453,12 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
         self.builder.ins().jump(outer_head, &[]);
 
         self.finish_function(exit)
+    }
+
+    /// `x * k` for a constant `k`: `x` itself for 1 and a shift for other powers of two (strides
+    /// and sizes mostly are), so that no instruction is spent where none is needed.
+    fn mul_const(&mut self, x: Value, k: i64) -> Value {
+        mul_const(&mut self.builder, x, k)
     }
 
     /// Bytes view `view_idx` advances per voxel along the row (0 when it does not move).
@@ -448,7 +482,7 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
             if stride != 0 {
                 let var = self.view_ptrs[view_idx].expect("set up for the row");
                 let p = self.builder.use_var(var);
-                let bytes = self.builder.ins().imul_imm_s(voxels, stride);
+                let bytes = self.mul_const(voxels, stride);
                 let p = if back {
                     self.builder.ins().isub(p, bytes)
                 } else {
@@ -591,7 +625,7 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
             let lv = self.loop_vars[l.index()]
                 .ok_or_else(|| JitError(format!("load uses {l} outside its loop")))?;
             let li = self.builder.use_var(lv);
-            let off = self.builder.ins().imul_imm_s(li, s * size);
+            let off = self.mul_const(li, s * size);
             p = self.builder.ins().iadd(p, off);
         }
         let ty = clif_type(input.dtype);
@@ -1114,7 +1148,7 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
                 _ if keeps => {
                     // Stored unconditionally at the next free slot; only an included element
                     // advances the count, so an excluded one is overwritten.
-                    let off = self.builder.ins().imul_imm_s(n, elem_size);
+                    let off = self.mul_const(n, elem_size);
                     let p = self.builder.ins().iadd(scratch_base[lane], off);
                     self.builder.ins().store(notrap(), x, p, 0);
                     a

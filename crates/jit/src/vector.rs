@@ -1281,7 +1281,7 @@ impl Body<'_, '_, '_> {
             let var = self.loop_vars[l.index()]
                 .ok_or_else(|| JitError(format!("a load uses {l} outside its loop")))?;
             let i = self.e.b.use_var(var);
-            let off = self.e.b.ins().imul_imm_s(i, s * size);
+            let off = crate::codegen::mul_const(self.e.b, i, s * size);
             p = self.e.b.ins().iadd(p, off);
         }
         Ok(p)

@@ -182,19 +182,26 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
 
         let var_i = self.builder.declare_var(types::I64);
         self.builder.def_var(var_i, start);
-        let outer_head = self.builder.create_block();
-        let outer_body = self.builder.create_block();
         let exit = self.builder.create_block();
-        self.builder.ins().jump(outer_head, &[]);
+        // A one-axis domain is one row: `start..end` is a single run, with no loop over rows.
+        let single_row = domain.len() == 1;
+        let outer_head = if single_row {
+            None
+        } else {
+            let outer_head = self.builder.create_block();
+            let outer_body = self.builder.create_block();
+            self.builder.ins().jump(outer_head, &[]);
 
-        // outer_head: while i < end
-        self.builder.switch_to_block(outer_head);
-        let i = self.builder.use_var(var_i);
-        let more = self.builder.ins().icmp(IntCC::UnsignedLessThan, i, end);
-        self.builder.ins().brif(more, outer_body, &[], exit, &[]);
+            // outer_head: while i < end
+            self.builder.switch_to_block(outer_head);
+            let i = self.builder.use_var(var_i);
+            let more = self.builder.ins().icmp(IntCC::UnsignedLessThan, i, end);
+            self.builder.ins().brif(more, outer_body, &[], exit, &[]);
+            self.builder.switch_to_block(outer_body);
+            Some(outer_head)
+        };
 
         // outer_body: decompose i into a multi-index, set up the row.
-        self.builder.switch_to_block(outer_body);
         let i = self.builder.use_var(var_i);
         let mut idx = Vec::with_capacity(domain.len());
         let mut rest = i;
@@ -234,13 +241,18 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
             self.builder.def_var(var, ptr);
             self.view_ptrs[view_idx] = Some(var);
         }
-        let len0 = self.builder.ins().iconst(types::I64, domain[0] as i64);
-        let row_left = self.builder.ins().isub(len0, idx[0]);
-        let row_end = self.builder.ins().iadd(i, row_left);
-        let run_end = self.builder.ins().umin(row_end, end);
-        let rel = self.builder.ins().isub(i, start);
-        let out_off = self.mul_const(rel, out_size);
-        let out_p0 = self.builder.ins().iadd(out_ptr, out_off);
+        let (run_end, out_p0) = if single_row {
+            // `run` keeps `end` within the domain.
+            (end, out_ptr)
+        } else {
+            let len0 = self.builder.ins().iconst(types::I64, domain[0] as i64);
+            let row_left = self.builder.ins().isub(len0, idx[0]);
+            let row_end = self.builder.ins().iadd(i, row_left);
+            let run_end = self.builder.ins().umin(row_end, end);
+            let rel = self.builder.ins().isub(i, start);
+            let out_off = self.mul_const(rel, out_size);
+            (run_end, self.builder.ins().iadd(out_ptr, out_off))
+        };
         let var_out = self.builder.declare_var(types::I64);
         self.builder.def_var(var_out, out_p0);
         let var_j = self.builder.declare_var(types::I64);
@@ -400,8 +412,7 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
                 self.builder.def_var(var_j, j1);
                 self.builder.ins().jump(inner_head, &[]);
                 self.builder.switch_to_block(row_done);
-                self.builder.def_var(var_i, run_end);
-                self.builder.ins().jump(outer_head, &[]);
+                self.next_row(outer_head, var_i, run_end, exit);
                 return self.finish_function(exit);
             }
             let last = self.builder.ins().iadd_imm_s(rem, -1);
@@ -449,8 +460,7 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
         }
 
         self.builder.switch_to_block(row_done);
-        self.builder.def_var(var_i, run_end);
-        self.builder.ins().jump(outer_head, &[]);
+        self.next_row(outer_head, var_i, run_end, exit);
 
         self.finish_function(exit)
     }
@@ -489,6 +499,25 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
                     self.builder.ins().iadd(p, bytes)
                 };
                 self.builder.def_var(var, p);
+            }
+        }
+    }
+
+    /// Ends a row: on to the next (`i = run_end`) or, for a one-row domain, out.
+    fn next_row(
+        &mut self,
+        outer_head: Option<Block>,
+        var_i: Variable,
+        run_end: Value,
+        exit: Block,
+    ) {
+        match outer_head {
+            Some(head) => {
+                self.builder.def_var(var_i, run_end);
+                self.builder.ins().jump(head, &[]);
+            }
+            None => {
+                self.builder.ins().jump(exit, &[]);
             }
         }
     }

@@ -266,31 +266,33 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
         // Lanes step back the same way: lane `l` is voxel `j' + l`, `j' = min(j, run_end -
         // lanes)`, so lane addresses are constant offsets (no clamping per lane).
         let lanes_overlap = overlapping_tail(self.kernel, self.lanes).is_some() && self.lanes > 1;
-        let tail = self.builder.create_block();
-        match crate::vector::plan(self.kernel).filter(|_| self.lanes == 1) {
+        match crate::vector::plan(self.kernel).filter(|_| overlap) {
             Some(vp) => {
-                // Whole vectors first, then the last vector again or the scalar loop below
-                // finishes the row.
-                let vec_head = self.builder.create_block();
+                // Whole vectors, the last one stepped back to end at the run's end: vector `k`
+                // starts at voxel `j' = min(j, run_end - lanes)`, so the run (which `run` keeps
+                // at least a vector long) ends in a vector overlapping the one before (the
+                // overlapped voxels are computed again, to the same bytes). Every address is
+                // the row's base plus `j' - i` voxels, so only `j` is carried round the loop.
+                let lim = self.builder.ins().iadd_imm_s(run_end, -vp.lanes);
                 let vec_body = self.builder.create_block();
-                self.builder.ins().jump(vec_head, &[]);
-                self.builder.switch_to_block(vec_head);
-                let j = self.builder.use_var(var_j);
-                let rem = self.builder.ins().isub(run_end, j);
-                let whole =
-                    self.builder
-                        .ins()
-                        .icmp_imm_s(IntCC::UnsignedGreaterThanOrEqual, rem, vp.lanes);
-                let after = if overlap { tail } else { inner_head };
-                self.builder.ins().brif(whole, vec_body, &[], after, &[]);
+                self.builder.ins().jump(vec_body, &[]);
                 self.builder.switch_to_block(vec_body);
+                let j = self.builder.use_var(var_j);
+                let jj = self.builder.ins().umin(j, lim);
+                let done = self.builder.ins().isub(jj, i);
                 let ptrs: Vec<Value> = (0..self.kernel.views.len())
                     .map(|v| {
-                        let var = self.view_ptrs[v].expect("set up for the row");
-                        self.builder.use_var(var)
+                        let (p, stride) = self.row_ptr(v);
+                        if stride == 0 {
+                            p
+                        } else {
+                            let off = self.mul_const(done, stride);
+                            self.builder.ins().iadd(p, off)
+                        }
                     })
                     .collect();
-                let out_p = self.builder.use_var(var_out);
+                let out_off = self.mul_const(done, out_size);
+                let out_p = self.builder.ins().iadd(out_p0, out_off);
                 crate::vector::body(
                     &mut self.builder,
                     self.kernel,
@@ -299,40 +301,13 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
                     self.uniforms_ptr,
                     out_p,
                 )?;
-                let next_out = self.builder.ins().iadd_imm_s(out_p, vp.lanes * out_size);
-                self.builder.def_var(var_out, next_out);
-                for (view_idx, &p) in ptrs.iter().enumerate() {
-                    let stride = self.row_stride_bytes(view_idx);
-                    if stride != 0 {
-                        let var = self.view_ptrs[view_idx].expect("set up for the row");
-                        let p = self.builder.ins().iadd_imm_s(p, vp.lanes * stride);
-                        self.builder.def_var(var, p);
-                    }
-                }
-                let j = self.builder.use_var(var_j);
-                let j1 = self.builder.ins().iadd_imm_s(j, vp.lanes);
+                let j1 = self.builder.ins().iadd_imm_s(jj, vp.lanes);
                 self.builder.def_var(var_j, j1);
-                self.builder.ins().jump(vec_head, &[]);
-                if overlap {
-                    // tail: 0 < rem < lanes voxels left: step back to `run_end - lanes` (still
-                    // in this run, which `run` keeps at least a vector long) and go again.
-                    self.builder.switch_to_block(tail);
-                    let j = self.builder.use_var(var_j);
-                    let rem = self.builder.ins().isub(run_end, j);
-                    let step_back = self.builder.create_block();
-                    self.builder.ins().brif(rem, step_back, &[], row_done, &[]);
-                    self.builder.switch_to_block(step_back);
-                    let lanes_v = self.builder.ins().iconst(types::I64, vp.lanes);
-                    let back = self.builder.ins().isub(lanes_v, rem);
-                    self.move_view_ptrs(back, true);
-                    let out_p = self.builder.use_var(var_out);
-                    let off = self.mul_const(back, out_size);
-                    let out_p = self.builder.ins().isub(out_p, off);
-                    self.builder.def_var(var_out, out_p);
-                    let j = self.builder.ins().isub(j, back);
-                    self.builder.def_var(var_j, j);
-                    self.builder.ins().jump(vec_head, &[]);
-                }
+                let more = self
+                    .builder
+                    .ins()
+                    .icmp(IntCC::UnsignedLessThan, j1, run_end);
+                self.builder.ins().brif(more, vec_body, &[], row_done, &[]);
             }
             None => {
                 self.builder.ins().jump(inner_head, &[]);

@@ -621,11 +621,11 @@ proptest! {
 
 /// The SIMD-mode cases must actually exercise the SIMD path (vector types in the compiled
 /// Cranelift IR), mixed-dtype kernels and the vector logarithm included, or the property above
-/// would not cover them.
+/// would not cover them. (Kernels whose rows are shorter than a vector get no vector code.)
 #[test]
 fn simd_mode_kernels_take_the_simd_path() {
     let (mut vectorised, mut mixed, mut with_log) = (0, 0, 0);
-    for seed in 0..300u64 {
+    for seed in 0..1000u64 {
         let (kernel, ..) = random_case(seed.wrapping_mul(0x2545f4914f6cdd1d), 70);
         let c = compile(&kernel, CompileOptions { keep_clif: true }).expect("compiles");
         let clif = c.clif().unwrap_or_default();
@@ -657,10 +657,10 @@ fn simd_mode_kernels_take_the_simd_path() {
         }
     }
     assert!(
-        vectorised >= 60 && mixed >= 20 && with_log >= 5,
-        "of 300 kernels {vectorised} were vectorised, {mixed} with mixed dtypes, {with_log} with log or exp"
+        vectorised >= 200 && mixed >= 70 && with_log >= 8,
+        "of 1000 kernels {vectorised} were vectorised, {mixed} with mixed dtypes, {with_log} with log or exp"
     );
     eprintln!(
-        "of 300 random kernels {vectorised} vectorised, {mixed} mixed, {with_log} with log or exp"
+        "of 1000 random kernels {vectorised} vectorised, {mixed} mixed, {with_log} with log or exp"
     );
 }

@@ -1304,22 +1304,27 @@ impl Body<'_, '_, '_> {
             .collect();
         // Constants first emitted inside the loops do not dominate the code after them.
         let consts_before = self.e.consts.clone();
-        let mut exits = Vec::with_capacity(r.loops.len());
+        let bits = dtype.size() as u32 * 8;
+        if r.loops
+            .iter()
+            .any(|l| self.kernel.loops[l.index()].len == 0)
+        {
+            // No element: the sum is its start value.
+            return Ok(init);
+        }
+        // Loops of known, non-zero length: each tests at its end (one block per loop).
+        let mut bodies = Vec::with_capacity(r.loops.len());
         for &l in r.loops.iter().rev() {
             let len = self.kernel.loops[l.index()].len;
             let b = &mut *self.e.b;
             let var = b.declare_var(types::I64);
             let zero = b.ins().iconst(types::I64, 0);
             b.def_var(var, zero);
-            let (head, body, exit) = (b.create_block(), b.create_block(), b.create_block());
-            b.ins().jump(head, &[]);
-            b.switch_to_block(head);
-            let cur = b.use_var(var);
-            let more = b.ins().icmp_imm_s(IntCC::UnsignedLessThan, cur, len as i64);
-            b.ins().brif(more, body, &[], exit, &[]);
+            let body = b.create_block();
+            b.ins().jump(body, &[]);
             b.switch_to_block(body);
             self.loop_vars[l.index()] = Some(var);
-            exits.push((l, var, head, exit));
+            bodies.push((l, var, body, len));
         }
         self.region(&r.body)?;
         let x = self.get(&r.elem)?;
@@ -1328,18 +1333,22 @@ impl Body<'_, '_, '_> {
             let sum = self.e.b.ins().fadd(a, xv);
             self.e.b.def_var(acc, sum);
         }
-        for (l, var, head, exit) in exits.into_iter().rev() {
+        for (l, var, body, len) in bodies.into_iter().rev() {
             let b = &mut *self.e.b;
             let cur = b.use_var(var);
             let next = b.ins().iadd_imm_s(cur, 1);
             b.def_var(var, next);
-            b.ins().jump(head, &[]);
+            let more = b
+                .ins()
+                .icmp_imm_s(IntCC::UnsignedLessThan, next, len as i64);
+            let exit = b.create_block();
+            b.ins().brif(more, body, &[], exit, &[]);
             b.switch_to_block(exit);
             self.loop_vars[l.index()] = None;
         }
         self.e.consts = consts_before;
         Ok(Vals {
-            bits: dtype.size() as u32 * 8,
+            bits,
             vecs: accs.iter().map(|&a| self.e.b.use_var(a)).collect(),
         })
     }

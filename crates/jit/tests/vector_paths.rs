@@ -185,7 +185,7 @@ fn overlapping_row_tails_match_the_interpreter_for_every_range() {
 /// Time reductions that take the vector path (unmasked sequential float sums: means,
 /// variances, z-scores) give the interpreter's bytes for every start..end of domains whose rows
 /// are shorter than, equal to and longer than a vector, over int16, uint8, float32 and float64
-/// series with NaN, infinities, signed zeros and subnormals in them.
+/// series (empty ones too) with NaN, infinities, signed zeros and subnormals in them.
 #[test]
 fn vector_time_reductions_match_the_interpreter_for_every_range() {
     let specials = [
@@ -201,7 +201,15 @@ fn vector_time_reductions_match_the_interpreter_for_every_range() {
         -7.0,
         3.0e-5,
     ];
-    for (rows, volumes) in [(1usize, 5usize), (3, 4), (4, 7), (5, 3), (9, 6), (6, 1)] {
+    for (rows, volumes) in [
+        (1usize, 5usize),
+        (3, 4),
+        (4, 7),
+        (5, 3),
+        (9, 6),
+        (6, 1),
+        (5, 0),
+    ] {
         let shape = vec![rows, 2, volumes];
         let n = rows * 2 * volumes;
         let i16s: Vec<u8> = (0..n)
@@ -256,6 +264,9 @@ fn vector_time_reductions_match_the_interpreter_for_every_range() {
             "np.sqrt(np.mean(double * double, axis=-1))",
             "(bold - np.mean(bold, axis=-1, keepdims=True)) / np.std(bold, axis=-1, keepdims=True)",
         ] {
+            if volumes == 0 && text.contains("[..., 0]") {
+                continue;
+            }
             let parsed = voxcalc_syntax::parse(text);
             let tree = voxcalc_check::check(&parsed.expr, &env).expect("the formula checks");
             let p = plan(&tree, &layouts).expect("the formula plans");
@@ -270,9 +281,10 @@ fn vector_time_reductions_match_the_interpreter_for_every_range() {
                     .iter()
                     .any(|i| matches!(i.kind, voxcalc_ir::InstKind::Reduce(_)));
                 let clif = kernel.clif().expect("kept");
-                if is_reduction && rows >= 4 {
+                if is_reduction && rows >= 4 && volumes > 0 {
+                    // The accumulators are loop-carried vectors (block parameters).
                     assert!(
-                        clif.contains("fadd.f64x2") || clif.contains("fadd.f32x4"),
+                        clif.contains(": f64x2") || clif.contains(": f32x4"),
                         "{text}: stage {s} does not sum in vectors:\n{clif}"
                     );
                 }

@@ -750,6 +750,38 @@ impl RangeOfChunks {
 /// The layout the kernels read each image in: Fortran order, the file's byte order, and for
 /// scaled images the raw storage dtype with `raw * slope + inter` applied on load (as nibabel
 /// does), so no float64 copy of an input is ever made.
+/// Runs typical formulas through the whole pipeline (parse, check, plan, compile) for small
+/// images of typical dtypes: an element-wise `where`/`log` formula over a mask, an int16 and a
+/// float32 volume, and a z-score over time of an int16 series (time means and standard
+/// deviations, broadcast back over time). The first compilation in a process otherwise pays for
+/// paging in the code paths it uses (tens of page faults, 0.1-0.3 ms); see [`crate::warm_up`].
+pub(crate) fn warm_up() {
+    let spec = |name: &str, dtype: DType, shape: &[usize]| InputSpec {
+        name: name.to_string(),
+        dtype,
+        shape: shape.to_vec(),
+    };
+    let inputs = [
+        spec("mask", DType::U8, &[8, 2, 2]),
+        spec("anat", DType::I16, &[8, 2, 2]),
+        spec("img", DType::F32, &[8, 2, 2]),
+        spec("bold", DType::I16, &[8, 2, 2, 3]),
+    ];
+    let layouts: Vec<ImageLayout> = inputs
+        .iter()
+        .map(|i| ImageLayout::fortran(&i.shape, IrByteOrder::Native))
+        .collect();
+    for text in [
+        "np.where(mask > 0, np.log(np.abs(anat) + 1) * 2.5 - img / (anat + 1.0), 0)",
+        "(bold - np.mean(bold, axis=-1, keepdims=True)) / np.std(bold, axis=-1, keepdims=True)",
+    ] {
+        // A failure would show again, with its message, where a real formula meets it.
+        if let Ok(formula) = Formula::compile(text, &inputs) {
+            let _ = formula.compiled(&layouts);
+        }
+    }
+}
+
 fn layouts(images: &[&Image]) -> Vec<ImageLayout> {
     images
         .iter()

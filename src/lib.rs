@@ -12,12 +12,14 @@ pub use error::Error;
 pub use formula::{math_img, EvalOptions, Evaluated, Formula, InputSpec, Timings, Written};
 pub use image::Image;
 
-/// Compiles a throw-away kernel so that the code generator's own machine code and tables are
-/// paged in and initialised. The first compilation in a process otherwise pays ~0.5 ms of this
-/// cold start; calling `warm_up` on a background thread while inputs are being opened takes that
-/// off the path to the first result (the CLI does so). Safe to call any number of times.
+/// Compiles throw-away kernels and typical formulas (for tiny images) so that the compiler's
+/// own machine code and tables are paged in and initialised. The first compilation in a process
+/// otherwise pays ~0.5 ms of this cold start; calling `warm_up` while inputs are being opened
+/// (the CLI does, on its main thread while another opens the images) takes that off the path to
+/// the first result. Safe to call any number of times.
 pub fn warm_up() {
     voxcalc_jit::warm_up();
+    formula::warm_up();
 }
 pub use voxcalc_nifti::{ErrorKind as ImageErrorKind, Header, WriteOptions};
 /// Region signals to voxels and back through a label atlas (nilearn's `signals_to_img_labels`

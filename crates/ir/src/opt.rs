@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::interp;
-use crate::kernel::{InstKind, Kernel, LoopId, Reduce, ValueId};
+use crate::kernel::{BinaryOp, InstKind, Kernel, LoopId, Reduce, UnaryOp, ValueId};
 
 /// Which passes [`optimize`] runs (dead code is always removed).
 #[derive(Clone, Copy, Debug)]
@@ -171,7 +171,7 @@ struct Rebuild<'k> {
     /// Values available in each enclosing region, by value class.
     scopes: Vec<HashMap<u32, ValueId>>,
     /// Value classes by structural key (never popped: equal structure means equal value).
-    classes: HashMap<String, u32>,
+    classes: HashMap<Key, u32>,
     /// The class of each new value.
     class: Vec<u32>,
     /// A structural name for each reduction loop (nesting depth, position, length), so that
@@ -288,7 +288,7 @@ impl Rebuild<'_> {
     /// A key equal for two instructions exactly when they compute the same value: the operation
     /// and the value classes of its operands (a reduction's body values included, so two
     /// identical reductions in sibling regions share one class).
-    fn key(&self, dtype: voxcalc_types::DType, kind: &InstKind) -> String {
+    fn key(&self, dtype: voxcalc_types::DType, kind: &InstKind) -> Key {
         let class = |v: &ValueId| self.class[v.index()];
         let canon = |l: &LoopId| {
             self.loop_canon
@@ -300,40 +300,56 @@ impl Rebuild<'_> {
             InstKind::Reduce(r) => {
                 let body: Vec<u32> = r.body.iter().map(class).collect();
                 let loops: Vec<String> = r.loops.iter().map(canon).collect();
-                format!(
+                Key::Reduce(format!(
                     "{dtype}:reduce {:?} {loops:?} {body:?} elem={} mask={:?}",
                     r.op,
                     class(&r.elem),
                     r.mask.as_ref().map(class),
-                )
+                ))
             }
-            InstKind::Const(s) => format!("{dtype}:const {}", s.to_bits()),
-            other => {
-                let ops: Vec<u32> = operands(other).iter().map(class).collect();
-                let head = match other {
-                    InstKind::Uniform(n) => format!("uniform {n}"),
-                    InstKind::Load(view) => {
-                        let v = &self.old.views[view.index()];
-                        let loops: Vec<(String, i64)> = v
-                            .loop_strides
-                            .iter()
-                            .map(|(l, st)| (canon(l), *st))
-                            .collect();
-                        format!(
-                            "load {} {} {:?} {loops:?}",
-                            v.input, v.offset, v.domain_strides
-                        )
-                    }
-                    InstKind::Cast(_) => "cast".to_string(),
-                    InstKind::Unary(op, _) => format!("{op:?}"),
-                    InstKind::Binary(op, _, _) => format!("{op:?}"),
-                    InstKind::Select(..) => "select".to_string(),
-                    InstKind::Const(_) | InstKind::Reduce(_) => unreachable!("handled above"),
-                };
-                format!("{dtype}:{head}{ops:?}")
+            InstKind::Const(s) => Key::Const(dtype, s.to_bits()),
+            InstKind::Uniform(n) => Key::Uniform(dtype, *n),
+            InstKind::Load(view) => {
+                let v = &self.old.views[view.index()];
+                Key::Load {
+                    dtype,
+                    input: v.input.index(),
+                    offset: v.offset,
+                    domain_strides: v.domain_strides.clone(),
+                    loops: v
+                        .loop_strides
+                        .iter()
+                        .map(|(l, st)| (canon(l), *st))
+                        .collect(),
+                }
             }
+            InstKind::Cast(a) => Key::Cast(dtype, class(a)),
+            InstKind::Unary(op, a) => Key::Unary(dtype, *op, class(a)),
+            InstKind::Binary(op, a, b) => Key::Binary(dtype, *op, class(a), class(b)),
+            InstKind::Select(c, a, b) => Key::Select(dtype, class(c), class(a), class(b)),
         }
     }
+}
+
+/// What makes two instructions compute the same value (see `Rebuild::key`): the operation, the
+/// dtype and the value classes of the operands; loads by their view's walk (reduction loops by
+/// their structural names); reductions by a text of all of it (they are few).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Key {
+    Const(voxcalc_types::DType, u64),
+    Uniform(voxcalc_types::DType, u32),
+    Load {
+        dtype: voxcalc_types::DType,
+        input: usize,
+        offset: i64,
+        domain_strides: Vec<i64>,
+        loops: Vec<(String, i64)>,
+    },
+    Cast(voxcalc_types::DType, u32),
+    Unary(voxcalc_types::DType, UnaryOp, u32),
+    Binary(voxcalc_types::DType, BinaryOp, u32, u32),
+    Select(voxcalc_types::DType, u32, u32, u32),
+    Reduce(String),
 }
 
 /// Merges domain axes, and loops of each reduction, that walk memory as one longer axis for

@@ -4,9 +4,9 @@
 //! interpreter's bits, over every int16 value and masks of 0, 1 and 255.
 
 use voxcalc_check::Env;
-use voxcalc_ir::plan::{execute_interpreted, plan, ImageLayout};
+use voxcalc_ir::plan::{execute_interpreted, plan, ImageLayout, Plan};
 use voxcalc_ir::{ByteOrder, InputBuf};
-use voxcalc_jit::{compile_plan, CompileOptions};
+use voxcalc_jit::{compile_plan, CompileOptions, CompiledKernel};
 use voxcalc_types::DType;
 
 /// Every int16 value (65536 voxels, plus a tail of 3 so rows end in scalar code).
@@ -53,18 +53,7 @@ fn images() -> Vec<(&'static str, DType, Vec<u8>)> {
 #[test]
 fn vector_shortcuts_match_the_interpreter_bit_for_bit() {
     let images = images();
-    let mut env = Env::new();
-    for (name, dtype, _) in &images {
-        env.bind(*name, *dtype, vec![N]);
-    }
-    let layouts: Vec<ImageLayout> = images
-        .iter()
-        .map(|_| ImageLayout::fortran(&[N], ByteOrder::Native))
-        .collect();
-    let bufs: Vec<InputBuf<'_>> = images
-        .iter()
-        .map(|(_, _, d)| InputBuf { bytes: d, base: 0 })
-        .collect();
+    let imgs = Images::new(&images, &[N]);
     let formulas = [
         "np.where(mask > 0, np.log(np.abs(img1) + 1) * 2.5 - img2 / (img1 + 1.0), 0)",
         "np.log(img1)",
@@ -85,12 +74,10 @@ fn vector_shortcuts_match_the_interpreter_bit_for_bit() {
         "(mask > 1) & (img1 > 0)",
     ];
     for text in formulas {
-        let parsed = voxcalc_syntax::parse(text);
-        let tree = voxcalc_check::check(&parsed.expr, &env).expect("the formula checks");
-        let p = plan(&tree, &layouts).expect("the formula plans");
+        let p = imgs.plan(text);
         let compiled = compile_plan(&p, CompileOptions::default()).expect("compiles");
-        let jit = compiled.execute(&bufs).expect("runs");
-        let reference = execute_interpreted(&p, &bufs).expect("interprets");
+        let jit = compiled.execute(&imgs.bufs).expect("runs");
+        let reference = execute_interpreted(&p, &imgs.bufs).expect("interprets");
         assert_eq!(jit.len(), reference.len(), "{text}");
         let size = p.output().dtype().size();
         if let Some(i) = (0..jit.len() / size)
@@ -101,6 +88,73 @@ fn vector_shortcuts_match_the_interpreter_bit_for_bit() {
                 &jit[i * size..(i + 1) * size],
                 &reference[i * size..(i + 1) * size]
             );
+        }
+    }
+}
+
+/// Images of one shape, as a checker environment, Fortran layouts and input buffers.
+struct Images<'a> {
+    env: Env,
+    layouts: Vec<ImageLayout>,
+    bufs: Vec<InputBuf<'a>>,
+}
+
+impl<'a> Images<'a> {
+    fn new(images: &'a [(&'static str, DType, Vec<u8>)], shape: &[usize]) -> Images<'a> {
+        let mut env = Env::new();
+        for (name, dtype, _) in images {
+            env.bind(*name, *dtype, shape.to_vec());
+        }
+        Images {
+            env,
+            layouts: images
+                .iter()
+                .map(|_| ImageLayout::fortran(shape, ByteOrder::Native))
+                .collect(),
+            bufs: images
+                .iter()
+                .map(|(_, _, d)| InputBuf { bytes: d, base: 0 })
+                .collect(),
+        }
+    }
+
+    /// The plan of `text` over these images.
+    fn plan(&self, text: &str) -> Plan {
+        let parsed = voxcalc_syntax::parse(text);
+        let tree = voxcalc_check::check(&parsed.expr, &self.env).expect("the formula checks");
+        plan(&tree, &self.layouts).expect("the formula plans")
+    }
+
+    /// Stage `s`'s inputs in its own order, when they are all images.
+    fn stage_bufs(&self, p: &Plan, s: usize) -> Option<Vec<InputBuf<'a>>> {
+        p.stages[s]
+            .inputs
+            .iter()
+            .map(|src| match *src {
+                voxcalc_ir::plan::StageInput::Image(k) => Some(self.bufs[k]),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Runs `kernel` over every `start..end` of its domain and compares each with the interpreter.
+fn assert_every_range_matches(kernel: &CompiledKernel, inputs: &[InputBuf<'_>], what: &str) {
+    let args = voxcalc_ir::RunArgs {
+        inputs,
+        uniforms: &[],
+    };
+    let size = kernel.kernel().output_dtype().size();
+    let n = kernel.kernel().n_voxels();
+    for start in 0..n {
+        for end in start..=n {
+            let len = (end - start) as usize * size;
+            let mut jit = vec![0u8; len];
+            kernel.run(&args, &mut jit, start, end).expect("runs");
+            let mut reference = vec![0u8; len];
+            voxcalc_ir::interp::run(kernel.kernel(), &args, &mut reference, start, end)
+                .expect("interprets");
+            assert!(jit == reference, "{what}: voxels {start}..{end} differ");
         }
     }
 }
@@ -126,58 +180,21 @@ fn overlapping_row_tails_match_the_interpreter_for_every_range() {
             ("img2", DType::F32, img2),
             ("mask", DType::U8, mask),
         ];
-        let mut env = Env::new();
-        for (name, dtype, _) in &images {
-            env.bind(*name, *dtype, shape.clone());
-        }
-        let layouts: Vec<ImageLayout> = images
-            .iter()
-            .map(|_| ImageLayout::fortran(&shape, ByteOrder::Native))
-            .collect();
-        let bufs: Vec<InputBuf<'_>> = images
-            .iter()
-            .map(|(_, _, d)| InputBuf { bytes: d, base: 0 })
-            .collect();
+        let imgs = Images::new(&images, &shape);
         for text in [
             "np.where(mask > 0, np.log(np.abs(img1) + 1) * 2.5 - img2 / (img1 + 1.0), 0)",
             "img1 + img2",
             "np.mean(img1, axis=-1)",
             "np.std(img2, axis=-1) + np.max(mask, axis=-1)",
         ] {
-            let parsed = voxcalc_syntax::parse(text);
-            let tree = voxcalc_check::check(&parsed.expr, &env).expect("the formula checks");
-            let p = plan(&tree, &layouts).expect("the formula plans");
+            let p = imgs.plan(text);
             let compiled = compile_plan(&p, CompileOptions::default()).expect("compiles");
-            let kernel = &compiled.kernels()[0];
-            // The stage's inputs in its own order.
-            let stage_bufs: Vec<InputBuf<'_>> = p.stages[0]
-                .inputs
-                .iter()
-                .map(|src| match *src {
-                    voxcalc_ir::plan::StageInput::Image(k) => bufs[k],
-                    _ => panic!("one stage over images"),
-                })
-                .collect();
-            let args = voxcalc_ir::RunArgs {
-                inputs: &stage_bufs,
-                uniforms: &[],
-            };
-            let size = kernel.kernel().output_dtype().size();
-            let n = kernel.kernel().n_voxels();
-            for start in 0..n {
-                for end in start..=n {
-                    let len = (end - start) as usize * size;
-                    let mut jit = vec![0u8; len];
-                    kernel.run(&args, &mut jit, start, end).expect("runs");
-                    let mut reference = vec![0u8; len];
-                    voxcalc_ir::interp::run(kernel.kernel(), &args, &mut reference, start, end)
-                        .expect("interprets");
-                    assert!(
-                        jit == reference,
-                        "{text}, rows of {rows}: voxels {start}..{end} differ"
-                    );
-                }
-            }
+            let inputs = imgs.stage_bufs(&p, 0).expect("one stage over images");
+            assert_every_range_matches(
+                &compiled.kernels()[0],
+                &inputs,
+                &format!("{text}, rows of {rows}"),
+            );
         }
     }
 }
@@ -242,18 +259,7 @@ fn vector_time_reductions_match_the_interpreter_for_every_range() {
             ("single", DType::F32, f32s),
             ("double", DType::F64, f64s),
         ];
-        let mut env = Env::new();
-        for (name, dtype, _) in &images {
-            env.bind(*name, *dtype, shape.clone());
-        }
-        let layouts: Vec<ImageLayout> = images
-            .iter()
-            .map(|_| ImageLayout::fortran(&shape, ByteOrder::Native))
-            .collect();
-        let bufs: Vec<InputBuf<'_>> = images
-            .iter()
-            .map(|(_, _, d)| InputBuf { bytes: d, base: 0 })
-            .collect();
+        let imgs = Images::new(&images, &shape);
         for text in [
             "np.mean(bold, axis=-1)",
             "np.mean(bold, axis=-1) / np.std(bold, axis=-1)",
@@ -267,12 +273,10 @@ fn vector_time_reductions_match_the_interpreter_for_every_range() {
             if volumes == 0 && text.contains("[..., 0]") {
                 continue;
             }
-            let parsed = voxcalc_syntax::parse(text);
-            let tree = voxcalc_check::check(&parsed.expr, &env).expect("the formula checks");
-            let p = plan(&tree, &layouts).expect("the formula plans");
+            let p = imgs.plan(text);
             let compiled = compile_plan(&p, CompileOptions { keep_clif: true }).expect("compiles");
-            let whole = compiled.execute(&bufs).expect("runs");
-            let reference = execute_interpreted(&p, &bufs).expect("interprets");
+            let whole = compiled.execute(&imgs.bufs).expect("runs");
+            let reference = execute_interpreted(&p, &imgs.bufs).expect("interprets");
             assert!(whole == reference, "{text}, rows of {rows}: results differ");
             for (s, kernel) in compiled.kernels().iter().enumerate() {
                 let is_reduction = kernel
@@ -288,38 +292,14 @@ fn vector_time_reductions_match_the_interpreter_for_every_range() {
                         "{text}: stage {s} does not sum in vectors:\n{clif}"
                     );
                 }
-                // Every run of every stage whose inputs are images alone, against the
-                // interpreter (later stages read earlier results, checked as a whole above).
-                let stage_bufs: Option<Vec<InputBuf<'_>>> = p.stages[s]
-                    .inputs
-                    .iter()
-                    .map(|src| match *src {
-                        voxcalc_ir::plan::StageInput::Image(k) => Some(bufs[k]),
-                        _ => None,
-                    })
-                    .collect();
-                let Some(stage_bufs) = stage_bufs else {
-                    continue;
-                };
-                let args = voxcalc_ir::RunArgs {
-                    inputs: &stage_bufs,
-                    uniforms: &[],
-                };
-                let size = kernel.kernel().output_dtype().size();
-                let n = kernel.kernel().n_voxels();
-                for start in 0..n {
-                    for end in start..=n {
-                        let len = (end - start) as usize * size;
-                        let mut jit = vec![0u8; len];
-                        kernel.run(&args, &mut jit, start, end).expect("runs");
-                        let mut reference = vec![0u8; len];
-                        voxcalc_ir::interp::run(kernel.kernel(), &args, &mut reference, start, end)
-                            .expect("interprets");
-                        assert!(
-                            jit == reference,
-                            "{text}, rows of {rows}, stage {s}: voxels {start}..{end} differ"
-                        );
-                    }
+                // Every run of every stage whose inputs are images alone (later stages read
+                // earlier results, checked as a whole above).
+                if let Some(inputs) = imgs.stage_bufs(&p, s) {
+                    assert_every_range_matches(
+                        kernel,
+                        &inputs,
+                        &format!("{text}, rows of {rows}, stage {s}"),
+                    );
                 }
             }
         }

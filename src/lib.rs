@@ -12,7 +12,7 @@ pub use error::Error;
 pub use formula::{math_img, EvalOptions, Evaluated, Formula, InputSpec, Timings, Written};
 pub use image::Image;
 
-/// Compiles throw-away kernels and typical formulas (for tiny images) so that the compiler's
+/// Compiles a throw-away kernel and typical formulas (for tiny images) so that the compiler's
 /// own machine code and tables are paged in and initialised. The first compilation in a process
 /// otherwise pays ~0.5 ms of this cold start; calling `warm_up` while inputs are being opened
 /// (the CLI does, on its main thread while another opens the images) takes that off the path to

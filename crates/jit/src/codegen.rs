@@ -2,18 +2,21 @@
 //! `kernel(args: *const RawArgs, start: u64, end: u64)`.
 //!
 //! The domain is walked row by row: a row is a run of consecutive voxels along domain axis 0,
-//! whose multi-index is computed once (division by the axis lengths); inside a row every view's
-//! address advances by its axis-0 stride. Reductions are nested loops (the first loop of a
-//! reduction innermost). Loads use `notrap` flags only (never `aligned`: mapped data may be
-//! misaligned); byte-swapped inputs are loaded as integers and swapped.
+//! whose multi-index is computed once (division by the axis lengths); a one-axis domain is a
+//! single row. Reductions are nested loops (the first loop of a reduction innermost). Loads use
+//! `notrap` flags only (never `aligned`: mapped data may be misaligned); byte-swapped inputs are
+//! loaded as integers and swapped.
 //!
-//! Kernels with reductions compute several voxels ("lanes") per iteration, each with its own
-//! accumulators, so their sequential (numpy-ordered) accumulations overlap in the pipeline;
-//! element-wise kernels run whole 128-bit vectors (`crate::vector`). Reductions finish a row
-//! with repeated voxels; vector kernels whose rows hold a whole vector finish it with a last
-//! vector stepped back to overlap the one before (the overlapped voxels are computed again, to
-//! the same bytes; `CompiledKernel::run` interprets runs of a row shorter than a vector), and
-//! other vector kernels with scalar voxels. None reads past a row.
+//! Kernels the vector path takes (`crate::vector`: element-wise kernels and sequential float
+//! sums) run whole 128-bit vectors of voxels when their rows hold at least one: the row loop
+//! carries only the voxel index, each vector starting at `min(j, run_end - lanes)`, so a run
+//! ends in a vector stepped back to overlap the one before (the overlapped voxels are computed
+//! again, to the same bytes; `CompiledKernel::run` interprets runs of a row shorter than a
+//! vector); rows shorter than a vector run scalar voxels. Other kernels with reductions compute
+//! several voxels ("lanes") per iteration, each with its own accumulators, so their sequential
+//! (numpy-ordered) accumulations overlap in the pipeline; they finish a row stepping back the
+//! same way, or with repeated voxels when the row is shorter than the lanes. None reads past a
+//! row.
 
 use std::collections::HashMap;
 
@@ -428,7 +431,7 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
             let out_step = self.mul_const(step, out_size);
             let next_out = self.builder.ins().iadd(out_p, out_step);
             self.builder.def_var(var_out, next_out);
-            self.move_view_ptrs(step, false);
+            self.move_view_ptrs(step);
             let j1 = self.builder.ins().iadd(j, step);
             self.builder.def_var(var_j, j1);
             self.builder.ins().jump(inner_head, &[]);
@@ -459,20 +462,15 @@ impl<'a, 'b, M: Module> Translator<'a, 'b, M> {
         (self.builder.use_var(var), self.row_stride_bytes(view_idx))
     }
 
-    /// Moves the pointer of every view that steps along the row by `voxels` voxels: forward,
-    /// or back when `back`.
-    fn move_view_ptrs(&mut self, voxels: Value, back: bool) {
+    /// Moves the pointer of every view that steps along the row forward by `voxels` voxels.
+    fn move_view_ptrs(&mut self, voxels: Value) {
         for view_idx in 0..self.kernel.views.len() {
             let stride = self.row_stride_bytes(view_idx);
             if stride != 0 {
                 let var = self.view_ptrs[view_idx].expect("set up for the row");
                 let p = self.builder.use_var(var);
                 let bytes = self.mul_const(voxels, stride);
-                let p = if back {
-                    self.builder.ins().isub(p, bytes)
-                } else {
-                    self.builder.ins().iadd(p, bytes)
-                };
+                let p = self.builder.ins().iadd(p, bytes);
                 self.builder.def_var(var, p);
             }
         }

@@ -4,11 +4,10 @@
 
 use std::time::Instant;
 
-use voxcalc_check::Env;
-use voxcalc_ir::plan::{plan, ImageLayout};
-use voxcalc_ir::ByteOrder;
+use voxcalc_ir::plan::plan;
 use voxcalc_jit::{compile_plan, CompileOptions};
-use voxcalc_types::DType;
+
+mod common;
 
 type Log = std::rc::Rc<std::cell::RefCell<Vec<(&'static str, f64)>>>;
 
@@ -64,32 +63,7 @@ fn main() {
     let log: Log = Default::default();
     cranelift_codegen::timing::set_thread_profiler(Box::new(PassLog(log.clone())));
     let which = std::env::args().nth(1).unwrap_or_else(|| "S2".into());
-    let text = match which.as_str() {
-        "S1" => "img1 + img2",
-        "S2" => "np.where(mask > 0, np.log(np.abs(img1) + 1) * 2.5 - img2 / (img1 + 1.0), 0)",
-        "S3" => "np.mean(bold, axis=-1)",
-        "S4" => "np.mean(bold, axis=-1) / np.std(bold, axis=-1)",
-        "S5" => {
-            "(bold - np.mean(bold, axis=-1, keepdims=True)) / np.std(bold, axis=-1, keepdims=True)"
-        }
-        other => other,
-    };
-    let images = [
-        ("mask", DType::U8, vec![256usize, 256, 256]),
-        ("img1", DType::I16, vec![256, 256, 256]),
-        ("img2", DType::F32, vec![256, 256, 256]),
-        ("bold", DType::I16, vec![91, 109, 91, 200]),
-    ];
-    let parsed = voxcalc_syntax::parse(text);
-    let mut env = Env::new();
-    for (name, dtype, shape) in &images {
-        env.bind(*name, *dtype, shape.clone());
-    }
-    let tree = voxcalc_check::check(&parsed.expr, &env).expect("the formula checks");
-    let layouts: Vec<ImageLayout> = images
-        .iter()
-        .map(|(_, _, s)| ImageLayout::fortran(s, ByteOrder::Native))
-        .collect();
+    let (tree, layouts) = common::checked(common::formula(&which));
     if std::env::var_os("WARM").is_some() {
         voxcalc_jit::warm_up();
     }

@@ -15,6 +15,7 @@ pub mod plan;
 pub mod print;
 pub mod scalar;
 pub mod split;
+pub mod stream;
 pub mod vmath;
 
 pub use exec::{check_run, InputBuf, RunArgs, RunError};

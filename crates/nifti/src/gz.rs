@@ -88,6 +88,11 @@ impl<'a> GzSlice<'a> {
         }
     }
 
+    /// Compressed bytes read so far.
+    pub(crate) fn consumed(&self) -> usize {
+        self.pos
+    }
+
     /// Parses a member header at `pos` and moves past it.
     fn start_member(&mut self) -> io::Result<()> {
         let at = member_header_len(&self.input[self.pos..]).map_err(|e| {

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use memmap2::{Advice, Mmap, MmapMut};
+use memmap2::{Advice, Mmap, MmapMut, UncheckedAdvice};
 use rayon::prelude::*;
 use voxcalc_types::DType;
 
@@ -55,12 +55,21 @@ pub enum DataSource {
     /// Built in memory by [`NiftiImage::from_memory`] (e.g. a REPL result), never read from a
     /// file.
     Memory,
+    /// A gzipped file opened by [`NiftiImage::open_streamed`]: only the header was read; the
+    /// data are inflated chunk by chunk by each [`NiftiImage::stream_data`] call and are never
+    /// resident as a whole ([`NiftiImage::raw`] has no bytes).
+    Streamed,
 }
 
 /// The mapping holding the data, kept alive with the image.
 enum Storage {
     Map(Mmap),
-    TempFile { map: Mmap, _file: File },
+    TempFile {
+        map: Mmap,
+        _file: File,
+    },
+    /// The mapped gzip file of a streamed image; no data are held.
+    Compressed(Mmap),
 }
 
 impl Storage {
@@ -68,6 +77,7 @@ impl Storage {
         match self {
             Storage::Map(map) => map,
             Storage::TempFile { map, .. } => map,
+            Storage::Compressed(_) => &[],
         }
     }
 }
@@ -174,6 +184,108 @@ impl NiftiImage {
         }
     }
 
+    /// Opens a single-file gzipped image for streaming: reads and validates the header and the
+    /// extensions only. Its data are read by [`NiftiImage::stream_data`], which inflates the
+    /// file again on each call, chunk by chunk, so they are never resident as a whole. Any
+    /// other image is opened as [`NiftiImage::open_with`] opens it.
+    pub fn open_streamed(path: impl AsRef<Path>, options: &ReadOptions) -> Result<NiftiImage> {
+        let path = path.as_ref();
+        if let ImageFiles::Single(file_path) = image_files(path)? {
+            let file = open_file(&file_path)?;
+            if starts_with_gzip_magic(&file, &file_path)? {
+                return open_single_gz_streamed(&file_path, &file, options);
+            }
+        }
+        NiftiImage::open_with(path, options)
+    }
+
+    /// Hands the data bytes (as stored) to `consume` in order, in chunks of `chunk_len` bytes
+    /// (the last may be shorter), stopping at the first error `consume` returns (the outer
+    /// `Ok`). For a streamed image the file is inflated on a helper thread into two reused
+    /// chunk buffers, one chunk ahead of `consume`, and the pages of the compressed file are
+    /// released as they are passed; the gzip CRC is checked at the end, so a damaged file is
+    /// an `Err` after the chunks before the damage were consumed. Other images hand over
+    /// slices of their data.
+    pub fn stream_data<C>(
+        &self,
+        chunk_len: usize,
+        consume: &mut dyn FnMut(&[u8]) -> std::result::Result<(), C>,
+    ) -> Result<std::result::Result<(), C>> {
+        let chunk_len = chunk_len.max(1);
+        let Storage::Compressed(compressed) = &self.storage else {
+            for chunk in self.raw().bytes.chunks(chunk_len) {
+                if let Err(err) = consume(chunk) {
+                    return Ok(Err(err));
+                }
+            }
+            return Ok(Ok(()));
+        };
+        let total = self.data_len;
+        let path = self.path.as_path();
+        let skip = self.header.vox_offset;
+        std::thread::scope(|scope| {
+            let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+            let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+            for _ in 0..2 {
+                // Cannot fail: the receiver is alive and the channel has room.
+                let _ = empty_tx.send(Vec::new());
+            }
+            let producer = scope.spawn(move || -> Result<()> {
+                let mut reader = GzSlice::new(compressed);
+                let skipped = io::copy(&mut (&mut reader).take(skip), &mut io::sink())
+                    .map_err(|e| gz_error(path, e))?;
+                if skipped < skip {
+                    return Err(vox_offset_past_end(path, skip, skipped));
+                }
+                let mut done = 0usize;
+                let mut released = 0usize;
+                while done < total {
+                    let Ok(mut buf) = empty_rx.recv() else {
+                        return Ok(());
+                    };
+                    let n = chunk_len.min(total - done);
+                    buf.resize(n, 0);
+                    let got = fill(&mut reader, &mut buf, path)?;
+                    if got < n {
+                        return Err(NiftiError::new(
+                            ErrorKind::Truncated,
+                            path,
+                            format!(
+                                "data truncated: the gzip stream holds {} of the {total} data \
+                                 bytes the header declares",
+                                done + got
+                            ),
+                        ));
+                    }
+                    done += n;
+                    released = release_pages(compressed, released, reader.consumed());
+                    if full_tx.send(buf).is_err() {
+                        return Ok(());
+                    }
+                }
+                drain(&mut reader, path)
+            });
+            let mut outcome = Ok(());
+            for buf in full_rx.iter() {
+                outcome = consume(&buf);
+                if outcome.is_err() {
+                    break;
+                }
+                let _ = empty_tx.send(buf);
+            }
+            // Unblocks the producer if `consume` stopped early.
+            drop(full_rx);
+            drop(empty_tx);
+            let produced = producer
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            match outcome {
+                Err(err) => Ok(Err(err)),
+                Ok(()) => produced.map(Ok),
+            }
+        })
+    }
+
     /// An image over data already in memory (a computed result that later formulas read as an
     /// input). `label` stands in for the path in messages. The data must be exactly the bytes
     /// the header declares, in native byte order (the header's byte order is set to native);
@@ -260,7 +372,12 @@ impl NiftiImage {
     /// The raw data view in the storage dtype and the file's byte order.
     pub fn raw(&self) -> RawView<'_> {
         RawView {
-            bytes: &self.storage.bytes()[self.data_start..self.data_start + self.data_len],
+            // A streamed image holds no data bytes.
+            bytes: self
+                .storage
+                .bytes()
+                .get(self.data_start..self.data_start + self.data_len)
+                .unwrap_or(&[]),
             dtype: self.dtype(),
             byte_order: self.header.byte_order,
             shape: &self.shape,
@@ -808,6 +925,74 @@ fn open_single_gz(path: &Path, file: File, options: &ReadOptions) -> Result<Nift
         options,
     )?;
     finish_image(path, header, storage, 0, source)
+}
+
+/// Opens a single gzip file for streaming: header and extensions only (see
+/// [`NiftiImage::open_streamed`]).
+fn open_single_gz_streamed(path: &Path, file: &File, options: &ReadOptions) -> Result<NiftiImage> {
+    let compressed_len = file
+        .metadata()
+        .map_err(|e| NiftiError::io(path, "cannot stat", e))?
+        .len();
+    let compressed = map_compressed(file, path)?;
+    let header = {
+        let mut reader = GzSlice::new(&compressed);
+        let block = read_header_block(&mut reader, path)?;
+        let mut header = Header::parse(&block, path, options.max_data_bytes)?;
+        single_magic_required(&header, path)?;
+        let header_size = header.version.header_size() as u64;
+        let ext_len = header.vox_offset - header_size;
+        let limit = max_inflated_len(compressed_len);
+        if ext_len > limit {
+            return Err(vox_offset_past_end(path, header.vox_offset, limit));
+        }
+        let ext = read_up_to(&mut reader, ext_len, path)?;
+        if (ext.len() as u64) < ext_len {
+            return Err(vox_offset_past_end(
+                path,
+                header.vox_offset,
+                header_size + ext.len() as u64,
+            ));
+        }
+        header.parse_extensions(&ext, path)?;
+        let n_bytes = header.data_bytes() as u64;
+        if n_bytes > limit {
+            return Err(NiftiError::field(
+                ErrorKind::Truncated,
+                path,
+                "dim",
+                format!(
+                    "declares {n_bytes} bytes of data, more than a {compressed_len}-byte gzip \
+                     file can hold"
+                ),
+            ));
+        }
+        header
+    };
+    finish_image(
+        path,
+        header,
+        Storage::Compressed(compressed),
+        0,
+        DataSource::Streamed,
+    )
+}
+
+/// Releases the pages of `map` in `from..to` (rounded to whole pages inside it) that a stream
+/// has read past, so that a long stream's pages do not accumulate in the process's RSS.
+/// Returns the new release point.
+fn release_pages(map: &Mmap, from: usize, to: usize) -> usize {
+    let start = from.next_multiple_of(PAGE);
+    let end = to.min(map.len()) / PAGE * PAGE;
+    if end <= start {
+        return from;
+    }
+    // SAFETY: `map` is a read-only, private mapping of a file that is never written through
+    // it. MADV_DONTNEED only drops this process's copy of the pages: a later access faults
+    // them in again from the file, so every slice of the mapping keeps reading the same bytes.
+    // The range lies inside the mapping and starts on a page boundary.
+    let _ = unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, start, end - start) };
+    end
 }
 
 /// Largest `.hdr` file accepted (header plus extensions).

@@ -19,12 +19,16 @@
 //! large result (e.g. a 4-D z-score) never has to be held in memory whole. While the sink
 //! consumes one window the next is being computed into a second buffer.
 
+mod passes;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 use voxcalc_ir::plan::{CheckError, StageInput};
 use voxcalc_ir::{InputBuf, RunArgs, RunError, Scalar};
 use voxcalc_jit::{CompiledKernel, CompiledPlan};
+
+pub use passes::Passes;
 
 /// How to run a plan.
 #[derive(Clone, Debug, Default)]

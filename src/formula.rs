@@ -17,6 +17,7 @@ use voxcalc_runtime::{ExecError, NoProgress, Progress, RunOptions, StreamError};
 use voxcalc_syntax::{Diagnostic, Label, TextRange};
 use voxcalc_types::DType;
 
+use crate::streamed::{compile_stream, run_passes, CompiledStream, PassError, Phases, StreamEntry};
 use crate::{Error, Image};
 
 /// A named input a formula is compiled for: the dtype and shape a formula sees.
@@ -146,6 +147,10 @@ pub struct Formula {
     tree: tir::Tree,
     warnings: Vec<Diagnostic>,
     cache: Mutex<Vec<CacheEntry>>,
+    /// Streamed plans (and plans found not to stream) by layouts and streamed image.
+    streams: Mutex<Vec<StreamEntry>>,
+    /// Compile time not yet reported by an evaluation (e.g. spent by `stream_passes`).
+    unreported: Mutex<Duration>,
 }
 
 impl std::fmt::Debug for Formula {
@@ -227,6 +232,8 @@ impl Formula {
             tree,
             warnings,
             cache: Mutex::new(Vec::new()),
+            streams: Mutex::new(Vec::new()),
+            unreported: Mutex::new(Duration::ZERO),
         })
     }
 
@@ -453,7 +460,62 @@ impl Formula {
                 .map_err(|e| Error::Usage(format!("internal error: {e}")))?,
         );
         cache.push((layouts.to_vec(), compiled.clone()));
-        Ok((compiled, started.elapsed()))
+        let elapsed = started.elapsed();
+        self.add_unreported(elapsed);
+        Ok((compiled, elapsed))
+    }
+
+    /// The plan for these layouts rewritten to stream image `image` (of numpy shape `shape`)
+    /// volume by volume, compiled; `None` when the formula cannot read that image as a stream.
+    fn compiled_stream(
+        &self,
+        layouts: &[ImageLayout],
+        image: usize,
+        shape: &[usize],
+    ) -> Result<(Option<Arc<CompiledStream>>, Duration), Error> {
+        let (compiled, plan_time) = self.compiled(layouts)?;
+        let mut cache = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, hit)) = cache
+            .iter()
+            .find(|((key, idx), _)| key == layouts && *idx == image)
+        {
+            return Ok((hit.clone(), plan_time));
+        }
+        let started = Instant::now();
+        let stream = compile_stream(compiled.plan(), layouts, image, shape)?.map(Arc::new);
+        cache.push(((layouts.to_vec(), image), stream.clone()));
+        let elapsed = started.elapsed();
+        self.add_unreported(elapsed);
+        Ok((stream, plan_time + elapsed))
+    }
+
+    /// Adds compile time for the next evaluation to report.
+    fn add_unreported(&self, time: Duration) {
+        *self.unreported.lock().unwrap_or_else(|e| e.into_inner()) += time;
+    }
+
+    /// The compile time spent since the last evaluation reported it (compiling for this call,
+    /// or earlier for `stream_passes`), now reported.
+    fn take_unreported(&self) -> Duration {
+        std::mem::take(&mut *self.unreported.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// How many times this formula, evaluated on `images`, reads the input `name` when it reads
+    /// it volume by volume as it is inflated (see [`Image::open_streamed`]); `None` when it
+    /// cannot. It can when every use of the input is a sum or product over its last axis (time)
+    /// in numpy's order along that axis: sums and means take one pass over the volumes, a
+    /// variance or standard deviation two (its mean first).
+    pub fn stream_passes(
+        &self,
+        images: &[(&str, &Image)],
+        name: &str,
+    ) -> Result<Option<usize>, Error> {
+        let ordered = self.order_images(images)?;
+        let Some(idx) = self.inputs.iter().position(|input| input.name == name) else {
+            return Ok(None);
+        };
+        let (stream, _) = self.compiled_stream(&layouts(&ordered), idx, &ordered[idx].shape())?;
+        Ok(stream.map(|s| s.plan.n_passes))
     }
 
     /// Checks the call and compiles what it needs.
@@ -498,7 +560,33 @@ impl Formula {
             }
         };
         let layouts = layouts(&ordered);
-        let (compiled, compile_time) = self.compiled(&layouts)?;
+        let (compiled, _) = self.compiled(&layouts)?;
+        let streamed: Vec<usize> = (0..ordered.len())
+            .filter(|&i| ordered[i].is_streamed())
+            .collect();
+        let stream = match streamed[..] {
+            [] => None,
+            [idx] => {
+                let (stream, _) = self.compiled_stream(&layouts, idx, &ordered[idx].shape())?;
+                Some(stream.ok_or_else(|| {
+                    Error::Usage(format!(
+                        "`{}` ({}) was opened to be streamed volume by volume, but this formula \
+                         reads it other than through sums or means over its last axis: open it \
+                         with Image::load",
+                        self.inputs[idx].name,
+                        ordered[idx].path().display()
+                    ))
+                })?)
+            }
+            _ => {
+                return Err(Error::Usage(
+                    "only one input can be streamed per evaluation: open the others with \
+                     Image::load"
+                        .to_string(),
+                ))
+            }
+        };
+        let compile_time = self.take_unreported();
         let out_dtype = compiled.plan().output().dtype();
         let swapped_view = self.view_of_swapped_input(&ordered);
         let mut warnings = self.warnings.clone();
@@ -522,6 +610,7 @@ impl Formula {
             threads: options.threads,
             warnings,
             swapped_view,
+            stream,
         })
     }
 }
@@ -543,6 +632,8 @@ struct Job<'a> {
     warnings: Vec<Diagnostic>,
     /// The result is a view of a byte-swapped 64-bit integer input (see `finish_header`).
     swapped_view: bool,
+    /// The plan that streams the one streamed input, if any.
+    stream: Option<Arc<CompiledStream>>,
 }
 
 impl Job<'_> {
@@ -574,9 +665,21 @@ impl Job<'_> {
     /// Computes the result into `out` (all of it at once).
     fn run(&self, out: &mut [u8], progress: &dyn Progress) -> Result<Duration, Error> {
         let started = Instant::now();
-        let bufs = self.input_bufs();
-        voxcalc_runtime::run(&self.compiled, &bufs, out, &self.run_options(), progress)
-            .map_err(|e| self.exec_error(e))?;
+        let options = self.run_options();
+        match &self.stream {
+            None => {
+                let bufs = self.input_bufs();
+                voxcalc_runtime::run(&self.compiled, &bufs, out, &options, progress)
+                    .map_err(|e| self.exec_error(e))?;
+            }
+            Some(stream) => {
+                let phases = Phases::new(progress, &stream.plan, self.n_voxels());
+                let carries = self.run_passes(stream, &phases)?;
+                let bufs = self.bufs_with(&carries);
+                voxcalc_runtime::run(&stream.rest, &bufs, out, &options, &phases)
+                    .map_err(|e| self.exec_error(e))?;
+            }
+        }
         Ok(started.elapsed())
     }
 
@@ -587,15 +690,52 @@ impl Job<'_> {
         progress: &dyn Progress,
     ) -> Result<Duration, Error> {
         let started = Instant::now();
-        let bufs = self.input_bufs();
         let options = self.run_options();
-        voxcalc_runtime::run_streaming(&self.compiled, &bufs, sink, &options, progress).map_err(
-            |e| match e {
-                StreamError::Exec(err) => self.exec_error(err),
-                StreamError::Sink(err) => Error::Image(err),
-            },
-        )?;
+        let stream_error = |e| match e {
+            StreamError::Exec(err) => self.exec_error(err),
+            StreamError::Sink(err) => Error::Image(err),
+        };
+        match &self.stream {
+            None => {
+                let bufs = self.input_bufs();
+                voxcalc_runtime::run_streaming(&self.compiled, &bufs, sink, &options, progress)
+                    .map_err(stream_error)?;
+            }
+            Some(stream) => {
+                let phases = Phases::new(progress, &stream.plan, self.n_voxels());
+                let carries = self.run_passes(stream, &phases)?;
+                let bufs = self.bufs_with(&carries);
+                voxcalc_runtime::run_streaming(&stream.rest, &bufs, sink, &options, &phases)
+                    .map_err(stream_error)?;
+            }
+        }
         Ok(started.elapsed())
+    }
+
+    /// Output voxels.
+    fn n_voxels(&self) -> u64 {
+        self.shape.iter().product::<usize>() as u64
+    }
+
+    /// Runs the passes over the streamed input, returning the carries.
+    fn run_passes(
+        &self,
+        stream: &CompiledStream,
+        progress: &Phases<'_>,
+    ) -> Result<Vec<Vec<u8>>, Error> {
+        let image = self.ordered[stream.plan.image];
+        let bufs = self.input_bufs();
+        run_passes(stream, image, &bufs, &self.run_options(), progress).map_err(|e| match e {
+            PassError::Exec(err) => self.exec_error(err),
+            PassError::Image(err) => Error::Image(err),
+        })
+    }
+
+    /// The input buffers followed by the carries of a streamed plan (the rest plan's images).
+    fn bufs_with<'b>(&'b self, carries: &'b [Vec<u8>]) -> Vec<InputBuf<'b>> {
+        let mut bufs = self.input_bufs();
+        bufs.extend(carries.iter().map(|c| InputBuf { bytes: c, base: 0 }));
+        bufs
     }
 
     /// The facade's error for a failed run: numpy's run-time errors as a frame under the

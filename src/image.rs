@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use voxcalc_nifti::{Affine, DataSource, Header, NiftiImage, NiftiVersion, RawView};
+use voxcalc_nifti::{Affine, DataSource, Header, NiftiImage, NiftiVersion, RawView, ReadOptions};
 use voxcalc_types::DType;
 
 use crate::{Error, Evaluated};
@@ -20,6 +20,24 @@ impl Image {
         Ok(Image {
             inner: NiftiImage::open(path)?,
         })
+    }
+
+    /// Opens an image whose data formulas read volume by volume along its last axis (time),
+    /// as the file is inflated, when the image is a single gzipped file: only the header is
+    /// read now, and the data are never resident as a whole. Such an image suits formulas
+    /// whose every use of it is a sum or mean over time ([`crate::Formula::stream_passes`]
+    /// says which); evaluating any other formula on it is refused with a message. Other files
+    /// are opened as [`Image::load`] opens them.
+    pub fn open_streamed(path: impl AsRef<Path>) -> Result<Image, Error> {
+        Ok(Image {
+            inner: NiftiImage::open_streamed(path, &ReadOptions::default())?,
+        })
+    }
+
+    /// True for an image opened by [`Image::open_streamed`] whose data are read only as a
+    /// formula streams them.
+    pub fn is_streamed(&self) -> bool {
+        self.inner.data_source() == DataSource::Streamed
     }
 
     /// An image over data held in memory, so that a computed result can be an input of later
@@ -93,6 +111,7 @@ impl Image {
             DataSource::Decompressed => "gzip, inflated in memory",
             DataSource::DecompressedToTempFile => "gzip, inflated to a temp file",
             DataSource::Memory => "in memory (a computed result)",
+            DataSource::Streamed => "gzip, inflated volume by volume as formulas read it",
         };
         let label = if self.is_in_memory() { "name" } else { "file" };
         let _ = writeln!(out, "{label:<14}{}", self.path().display());

@@ -7,6 +7,7 @@
 mod error;
 mod formula;
 mod image;
+mod streamed;
 
 pub use error::Error;
 pub use formula::{math_img, EvalOptions, Evaluated, Formula, InputSpec, Timings, Written};

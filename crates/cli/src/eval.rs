@@ -1,6 +1,6 @@
 //! `voxcalc eval` and `voxcalc explain`: formulas over named images.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::Args;
@@ -73,11 +73,64 @@ pub fn parse_bindings(args: &[String]) -> anyhow::Result<Vec<(String, PathBuf)>>
 
 /// Opens every bound image, naming the binding on failure.
 pub fn load_images(bindings: &[(String, PathBuf)]) -> anyhow::Result<Vec<(String, Image)>> {
+    open_images(bindings, |p| Image::load(p))
+}
+
+/// Opens every bound image with `open`, naming the binding on failure.
+fn open_images(
+    bindings: &[(String, PathBuf)],
+    open: fn(&Path) -> Result<Image, voxcalc::Error>,
+) -> anyhow::Result<Vec<(String, Image)>> {
     bindings
         .iter()
         .map(|(name, path)| {
-            let image = Image::load(path).with_context(|| format!("cannot load input `{name}`"))?;
+            let image = open(path).with_context(|| format!("cannot load input `{name}`"))?;
             Ok((name.clone(), image))
+        })
+        .collect()
+}
+
+/// Inflated inputs up to this size are streamed only when one pass over their volumes
+/// suffices; larger ones are streamed however many passes the formula takes (a variance takes
+/// two), so that their memory stays flat. (A second pass inflates the file again: slower than
+/// inflating it once into memory on two cores, which is what smaller inputs get.)
+const STREAM_ANY_PASSES_BYTES: u64 = 1 << 30;
+
+/// Keeps streamed (see `Image::open_streamed`) the first input the formula can read volume by
+/// volume (in one pass, or in several when it is larger than [`STREAM_ANY_PASSES_BYTES`]), and
+/// loads every other streamed input whole: a mean over time of a gzipped series then never
+/// holds the inflated series in memory.
+fn settle_streams(
+    formula: &Formula,
+    images: Vec<(String, Image)>,
+) -> anyhow::Result<Vec<(String, Image)>> {
+    let mut keep = None;
+    {
+        let named: Vec<(&str, &Image)> = images.iter().map(|(n, i)| (n.as_str(), i)).collect();
+        for (idx, (name, image)) in images.iter().enumerate() {
+            if !image.is_streamed() || keep.is_some() {
+                continue;
+            }
+            let large = image.header().data_bytes() as u64 > STREAM_ANY_PASSES_BYTES;
+            match formula.stream_passes(&named, name)? {
+                Some(1) => keep = Some(idx),
+                Some(_) if large => keep = Some(idx),
+                _ => {}
+            }
+        }
+    }
+    images
+        .into_iter()
+        .enumerate()
+        .map(|(idx, (name, image))| {
+            if !image.is_streamed() || keep == Some(idx) {
+                return Ok((name, image));
+            }
+            let path = image.path().to_path_buf();
+            drop(image);
+            let image =
+                Image::load(&path).with_context(|| format!("cannot load input `{name}`"))?;
+            Ok((name, image))
         })
         .collect()
 }
@@ -86,10 +139,14 @@ pub fn load_images(bindings: &[(String, PathBuf)]) -> anyhow::Result<Vec<(String
 /// (`voxcalc::warm_up`: Cranelift's code paged in, its tables built, this thread's allocator
 /// grown), so that the formula's compilation afterwards runs warm and alone. Opening a `.nii`
 /// takes about as long as the warm-up; inflating a `.nii.gz` hides it entirely.
-pub fn load_warm(bindings: Vec<(String, PathBuf)>) -> anyhow::Result<Vec<(String, Image)>> {
+/// Each image is opened with `open`.
+fn load_warm(
+    bindings: Vec<(String, PathBuf)>,
+    open: fn(&Path) -> Result<Image, voxcalc::Error>,
+) -> anyhow::Result<Vec<(String, Image)>> {
     let loader = std::thread::Builder::new()
         .name("load".into())
-        .spawn(move || load_images(&bindings))
+        .spawn(move || open_images(&bindings, open))
         .context("cannot start a thread to open the inputs")?;
     voxcalc::warm_up();
     match loader.join() {
@@ -110,8 +167,11 @@ pub fn compile(formula: &str, images: &[(String, Image)]) -> Result<Formula, vox
 /// Runs `voxcalc eval`.
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let bindings = parse_bindings(&args.inputs)?;
-    let images = load_warm(bindings)?;
+    // gzipped inputs are opened header-first: one the formula reads only through sums over
+    // time is then streamed, the others are inflated whole once the formula is known.
+    let images = load_warm(bindings, |p| Image::open_streamed(p))?;
     let formula = compile(&args.formula, &images)?;
+    let images = settle_streams(&formula, images)?;
     let named: Vec<(&str, &Image)> = images.iter().map(|(n, i)| (n.as_str(), i)).collect();
     let options = EvalOptions {
         copy_header_from: args.copy_header_from.clone(),

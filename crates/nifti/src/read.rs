@@ -899,24 +899,7 @@ fn open_single_gz(path: &Path, file: File, options: &ReadOptions) -> Result<Nift
             DataSource::Decompressed,
         );
     }
-    let header_size = header.version.header_size() as u64;
-    let ext_len = header.vox_offset - header_size;
-    if ext_len > max_inflated_len(compressed.len() as u64) {
-        return Err(vox_offset_past_end(
-            path,
-            header.vox_offset,
-            max_inflated_len(compressed.len() as u64),
-        ));
-    }
-    let ext = read_up_to(&mut reader, ext_len, path)?;
-    if (ext.len() as u64) < ext_len {
-        return Err(vox_offset_past_end(
-            path,
-            header.vox_offset,
-            header_size + ext.len() as u64,
-        ));
-    }
-    header.parse_extensions(&ext, path)?;
+    read_stream_extensions(&mut reader, &mut header, compressed.len() as u64, path)?;
     let (storage, source) = inflate_data(
         &mut reader,
         path,
@@ -925,6 +908,31 @@ fn open_single_gz(path: &Path, file: File, options: &ReadOptions) -> Result<Nift
         options,
     )?;
     finish_image(path, header, storage, 0, source)
+}
+
+/// Reads and parses the extensions that follow the header block in a gzip stream of
+/// `compressed_len` bytes (up to `vox_offset`).
+fn read_stream_extensions(
+    reader: &mut impl Read,
+    header: &mut Header,
+    compressed_len: u64,
+    path: &Path,
+) -> Result<()> {
+    let header_size = header.version.header_size() as u64;
+    let ext_len = header.vox_offset - header_size;
+    let limit = max_inflated_len(compressed_len);
+    if ext_len > limit {
+        return Err(vox_offset_past_end(path, header.vox_offset, limit));
+    }
+    let ext = read_up_to(reader, ext_len, path)?;
+    if (ext.len() as u64) < ext_len {
+        return Err(vox_offset_past_end(
+            path,
+            header.vox_offset,
+            header_size + ext.len() as u64,
+        ));
+    }
+    header.parse_extensions(&ext, path)
 }
 
 /// Opens a single gzip file for streaming: header and extensions only (see
@@ -940,21 +948,8 @@ fn open_single_gz_streamed(path: &Path, file: &File, options: &ReadOptions) -> R
         let block = read_header_block(&mut reader, path)?;
         let mut header = Header::parse(&block, path, options.max_data_bytes)?;
         single_magic_required(&header, path)?;
-        let header_size = header.version.header_size() as u64;
-        let ext_len = header.vox_offset - header_size;
+        read_stream_extensions(&mut reader, &mut header, compressed_len, path)?;
         let limit = max_inflated_len(compressed_len);
-        if ext_len > limit {
-            return Err(vox_offset_past_end(path, header.vox_offset, limit));
-        }
-        let ext = read_up_to(&mut reader, ext_len, path)?;
-        if (ext.len() as u64) < ext_len {
-            return Err(vox_offset_past_end(
-                path,
-                header.vox_offset,
-                header_size + ext.len() as u64,
-            ));
-        }
-        header.parse_extensions(&ext, path)?;
         let n_bytes = header.data_bytes() as u64;
         if n_bytes > limit {
             return Err(NiftiError::field(

@@ -447,11 +447,12 @@ impl Formula {
         }
     }
 
-    /// The compiled plan for these layouts, from the cache or freshly compiled.
-    fn compiled(&self, layouts: &[ImageLayout]) -> Result<(Arc<CompiledPlan>, Duration), Error> {
+    /// The compiled plan for these layouts, from the cache or freshly compiled (the time
+    /// spent is reported by the next evaluation: [`Formula::take_unreported`]).
+    fn compiled(&self, layouts: &[ImageLayout]) -> Result<Arc<CompiledPlan>, Error> {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, hit)) = cache.iter().find(|(key, _)| key == layouts) {
-            return Ok((hit.clone(), Duration::ZERO));
+            return Ok(hit.clone());
         }
         let started = Instant::now();
         let planned = plan(&self.tree, layouts).map_err(|e| Error::Usage(e.to_string()))?;
@@ -460,9 +461,8 @@ impl Formula {
                 .map_err(|e| Error::Usage(format!("internal error: {e}")))?,
         );
         cache.push((layouts.to_vec(), compiled.clone()));
-        let elapsed = started.elapsed();
-        self.add_unreported(elapsed);
-        Ok((compiled, elapsed))
+        self.add_unreported(started.elapsed());
+        Ok(compiled)
     }
 
     /// The plan for these layouts rewritten to stream image `image` (of numpy shape `shape`)
@@ -472,21 +472,20 @@ impl Formula {
         layouts: &[ImageLayout],
         image: usize,
         shape: &[usize],
-    ) -> Result<(Option<Arc<CompiledStream>>, Duration), Error> {
-        let (compiled, plan_time) = self.compiled(layouts)?;
+    ) -> Result<Option<Arc<CompiledStream>>, Error> {
+        let compiled = self.compiled(layouts)?;
         let mut cache = self.streams.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, hit)) = cache
             .iter()
             .find(|((key, idx), _)| key == layouts && *idx == image)
         {
-            return Ok((hit.clone(), plan_time));
+            return Ok(hit.clone());
         }
         let started = Instant::now();
         let stream = compile_stream(compiled.plan(), layouts, image, shape)?.map(Arc::new);
         cache.push(((layouts.to_vec(), image), stream.clone()));
-        let elapsed = started.elapsed();
-        self.add_unreported(elapsed);
-        Ok((stream, plan_time + elapsed))
+        self.add_unreported(started.elapsed());
+        Ok(stream)
     }
 
     /// Adds compile time for the next evaluation to report.
@@ -514,7 +513,7 @@ impl Formula {
         let Some(idx) = self.inputs.iter().position(|input| input.name == name) else {
             return Ok(None);
         };
-        let (stream, _) = self.compiled_stream(&layouts(&ordered), idx, &ordered[idx].shape())?;
+        let stream = self.compiled_stream(&layouts(&ordered), idx, &ordered[idx].shape())?;
         Ok(stream.map(|s| s.plan.n_passes))
     }
 
@@ -560,14 +559,14 @@ impl Formula {
             }
         };
         let layouts = layouts(&ordered);
-        let (compiled, _) = self.compiled(&layouts)?;
+        let compiled = self.compiled(&layouts)?;
         let streamed: Vec<usize> = (0..ordered.len())
             .filter(|&i| ordered[i].is_streamed())
             .collect();
         let stream = match streamed[..] {
             [] => None,
             [idx] => {
-                let (stream, _) = self.compiled_stream(&layouts, idx, &ordered[idx].shape())?;
+                let stream = self.compiled_stream(&layouts, idx, &ordered[idx].shape())?;
                 Some(stream.ok_or_else(|| {
                     Error::Usage(format!(
                         "`{}` ({}) was opened to be streamed volume by volume, but this formula \
@@ -1018,7 +1017,7 @@ pub fn math_img(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use voxcalc_nifti::NiftiVersion;
 
     use super::*;
@@ -1036,11 +1035,12 @@ mod tests {
         Image::from_memory(label, header, &data).expect("an in-memory image")
     }
 
-    /// A directory of its own under the system temp dir, removed when dropped.
-    struct ScratchDir(std::path::PathBuf);
+    /// A directory of its own under the system temp dir, removed when dropped (the facade's
+    /// tests share it).
+    pub(crate) struct ScratchDir(pub(crate) std::path::PathBuf);
 
     impl ScratchDir {
-        fn new(name: &str) -> ScratchDir {
+        pub(crate) fn new(name: &str) -> ScratchDir {
             let dir =
                 std::env::temp_dir().join(format!("voxcalc-facade-{name}-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);

@@ -144,25 +144,8 @@ mod tests {
     use voxcalc_runtime::NoProgress;
     use voxcalc_types::DType;
 
+    use crate::formula::tests::ScratchDir;
     use crate::{EvalOptions, Formula, Image, InputSpec};
-
-    /// A directory of its own under the system temp dir, removed when dropped.
-    struct ScratchDir(std::path::PathBuf);
-
-    impl ScratchDir {
-        fn new(name: &str) -> ScratchDir {
-            let dir = std::env::temp_dir().join(format!("voxcalc-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).expect("a scratch directory");
-            ScratchDir(dir)
-        }
-    }
-
-    impl Drop for ScratchDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 
     /// Writes a 6x5x4x11 int16 series as `.nii` and `.nii.gz`.
     fn series(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
@@ -197,7 +180,7 @@ mod tests {
     /// series are refused with a message; a damaged file is an error and writes nothing.
     #[test]
     fn streamed_inputs_give_the_whole_images_result() {
-        let scratch = ScratchDir::new("streamed");
+        let scratch = ScratchDir::new("streamed-inputs");
         let (nii, gz) = series(&scratch.0);
         let whole = Image::load(&nii).expect("loaded");
         let streamed = Image::open_streamed(&gz).expect("opened");
@@ -266,7 +249,7 @@ mod tests {
     /// chunk size, and the consumer's error stops the stream.
     #[test]
     fn stream_data_hands_over_the_data_in_order() {
-        let scratch = ScratchDir::new("chunks");
+        let scratch = ScratchDir::new("stream-chunks");
         let (nii, gz) = series(&scratch.0);
         let whole = Image::load(&nii).expect("loaded");
         let streamed = Image::open_streamed(&gz).expect("opened");

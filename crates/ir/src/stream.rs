@@ -58,11 +58,6 @@ impl Accumulator {
             && (t - self.first).is_multiple_of(self.step)
             && (t - self.first) / self.step < self.len
     }
-
-    /// The carry's dtype.
-    pub fn dtype(&self) -> voxcalc_types::DType {
-        self.init.dtype()
-    }
 }
 
 /// A plan rewritten to read one image volume by volume (see the module documentation).

@@ -1,26 +1,13 @@
 //! Planner tests: the plans of typical formulas (snapshots of the stage split and kernel IR)
 //! and their interpreted results on small images.
 
+mod common;
+
+use common::plan_formula;
 use voxcalc_check::Env;
-use voxcalc_ir::plan::{execute_interpreted, plan, ImageLayout, Plan};
+use voxcalc_ir::plan::{execute_interpreted, plan, ImageLayout};
 use voxcalc_ir::{ByteOrder, InputBuf};
 use voxcalc_types::DType;
-
-/// Parses, checks and plans `formula` over images given as (name, dtype, shape).
-fn plan_formula(formula: &str, images: &[(&str, DType, Vec<usize>)]) -> Plan {
-    let parsed = voxcalc_syntax::parse(formula);
-    assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
-    let mut env = Env::new();
-    for (name, dtype, shape) in images {
-        env.bind(*name, *dtype, shape.clone());
-    }
-    let tree = voxcalc_check::check(&parsed.expr, &env).expect("formula checks");
-    let layouts: Vec<ImageLayout> = images
-        .iter()
-        .map(|(_, _, shape)| ImageLayout::fortran(shape, ByteOrder::Native))
-        .collect();
-    plan(&tree, &layouts).expect("formula plans")
-}
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()

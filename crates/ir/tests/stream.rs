@@ -2,27 +2,13 @@
 //! that the passes plus the rest give exactly the bytes of the plan run on the whole image
 //! (both through the reference interpreter).
 
-use voxcalc_check::Env;
-use voxcalc_ir::plan::{execute_interpreted, plan, ImageLayout, Plan};
-use voxcalc_ir::stream::{stream_last_axis, StreamPlan};
-use voxcalc_ir::{ByteOrder, InputBuf, RunArgs};
-use voxcalc_types::DType;
+mod common;
 
-/// Parses, checks and plans `formula` over images given as (name, dtype, shape).
-fn plan_formula(formula: &str, images: &[(&str, DType, Vec<usize>)]) -> Plan {
-    let parsed = voxcalc_syntax::parse(formula);
-    assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
-    let mut env = Env::new();
-    for (name, dtype, shape) in images {
-        env.bind(*name, *dtype, shape.clone());
-    }
-    let tree = voxcalc_check::check(&parsed.expr, &env).expect("formula checks");
-    let layouts: Vec<ImageLayout> = images
-        .iter()
-        .map(|(_, _, shape)| ImageLayout::fortran(shape, ByteOrder::Native))
-        .collect();
-    plan(&tree, &layouts).expect("formula plans")
-}
+use common::plan_formula;
+use voxcalc_ir::plan::execute_interpreted;
+use voxcalc_ir::stream::{stream_last_axis, StreamPlan};
+use voxcalc_ir::{InputBuf, RunArgs};
+use voxcalc_types::DType;
 
 /// Runs a streamed plan with the interpreter: every pass feeds the volumes in order, then the
 /// rest runs with the carries appended to the images.

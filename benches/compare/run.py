@@ -839,7 +839,7 @@ def raw_results(results) -> list:
 
 
 def scaling_scenarios(inputs: data.ScalingInputs, scale: str) -> list[tuple[str, str, sc.Scenario]]:
-    """(series, size label, scenario) for the three series of the scaling table."""
+    """(series, size label, scenario) for the series of the scaling table."""
     plan = data.SCALING[scale]
     out = []
     for edge in plan["voxels"]:
@@ -855,20 +855,27 @@ def scaling_scenarios(inputs: data.ScalingInputs, scale: str) -> list[tuple[str,
             niimath_chain="S2",
         )
         out.append(("voxels (S2, .nii)", f"{edge}^3", scen))
-    for n_volumes in plan["volumes"]:
-        scen = sc.Scenario(
-            id=f"volumes {n_volumes}",
-            title="S3 formula",
-            kind="formula",
-            formula=sc.S3,
-            inputs={"bold": str(inputs.volumes(n_volumes))},
-            fmt="nii",
-            numexpr_plan=sc.NUMEXPR_MEAN_T,
-            niimath_chain="S3",
-            n_volumes=n_volumes,
-        )
-        grid = "x".join(map(str, inputs.bold_grid))
-        out.append(("volumes (S3, .nii.gz in)", f"{grid}x{n_volumes}", scen))
+    # The volumes series twice: voxcalc's default (series inflating to more than 512 MiB are
+    # streamed, smaller ones inflated whole) and every series streamed (`--stream always`).
+    for label, id_prefix, vox_args in (
+        ("volumes (S3, .nii.gz in)", "volumes", ()),
+        ("volumes (S3, .nii.gz in, --stream always)", "volumes streamed", ("--stream", "always")),
+    ):
+        for n_volumes in plan["volumes"]:
+            scen = sc.Scenario(
+                id=f"{id_prefix} {n_volumes}",
+                title="S3 formula",
+                kind="formula",
+                formula=sc.S3,
+                inputs={"bold": str(inputs.volumes(n_volumes))},
+                fmt="nii",
+                numexpr_plan=sc.NUMEXPR_MEAN_T,
+                niimath_chain="S3",
+                n_volumes=n_volumes,
+                voxcalc_args=vox_args,
+            )
+            grid = "x".join(map(str, inputs.bold_grid))
+            out.append((label, f"{grid}x{n_volumes}", scen))
     edge = plan["inputs_edge"]
     for k in plan["inputs"]:
         names = [f"a{i}" for i in range(1, k + 1)]

@@ -44,6 +44,8 @@ class Scenario:
     n_volumes: int = 0
     # Whether this variant also gets compute-only timings (one variant per formula is enough).
     compute_only: bool = False
+    # Extra `voxcalc eval` options of this job (e.g. `--stream always`).
+    voxcalc_args: tuple[str, ...] = ()
 
     @property
     def output_name(self) -> str:
@@ -186,4 +188,4 @@ def voxcalc_command(scenario: Scenario, voxcalc: str, out: str, extra=()) -> lis
             "--labels", scenario.inputs["atlas"], "-o", out, *extra,
         ]
     pairs = [f"{name}={path}" for name, path in scenario.inputs.items()]
-    return [voxcalc, "eval", scenario.formula, *pairs, "-o", out, *extra]
+    return [voxcalc, "eval", scenario.formula, *pairs, "-o", out, *scenario.voxcalc_args, *extra]

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use voxcalc::{DType, EvalOptions, Formula, Image, InputSpec, Severity, WriteOptions};
 
 use crate::progress::TerminalProgress;
@@ -43,6 +43,25 @@ pub struct EvalArgs {
     /// Print the time spent compiling, computing and writing to stderr.
     #[arg(long)]
     pub timings: bool,
+    /// Read a gzipped series volume by volume while it inflates, instead of inflating it whole
+    /// first, when the formula uses it only through sums or means over time (np.mean, np.sum,
+    /// np.var, np.std along axis -1): memory then stays flat (about 40 MB for a 91x109x91
+    /// series of any length) at the price of inflating on one core, and once per pass
+    /// (np.std reads the series twice). auto streams series that inflate to more than 512 MiB.
+    /// Results are identical either way.
+    #[arg(long, value_enum, default_value_t = Stream::Auto)]
+    pub stream: Stream,
+}
+
+/// When `eval` streams a gzipped input (see `--stream`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Stream {
+    /// Series inflating to more than 512 MiB.
+    Auto,
+    /// Every series the formula can read that way.
+    Always,
+    /// Never: inflate every input whole.
+    Never,
 }
 
 /// Arguments of `voxcalc explain`.
@@ -90,26 +109,31 @@ fn open_images(
         .collect()
 }
 
-/// Gzipped inputs that inflate to more than this are streamed (when the formula can read them
-/// volume by volume); smaller ones are inflated whole. Streaming keeps memory flat (about 40 MB
-/// for a mean over time of a 91x109x91 int16 series, whatever its length), but it inflates on
-/// one core (and again for each further pass: a variance takes two), while a whole inflate uses
-/// both: for S3's 361 MB, 0.9-1.2 s streamed against 0.5-0.6 s whole.
+/// Gzipped inputs that inflate to more than this are streamed by `--stream auto` (when the
+/// formula can read them volume by volume); smaller ones are inflated whole. Streaming keeps
+/// memory flat, but it inflates on one core (and again for each further pass: a variance takes
+/// two), while a whole inflate uses both: for S3's 361 MB, 0.9-1.2 s streamed against 0.5-0.6 s
+/// whole.
 const STREAM_BYTES: u64 = 512 << 20;
 
-/// Keeps streamed (see `Image::open_streamed`) the first input larger than [`STREAM_BYTES`]
-/// that the formula can read volume by volume, and loads every other streamed input whole.
+/// Keeps streamed (see `Image::open_streamed`) the first input that `mode` lets stream and the
+/// formula can read volume by volume, and loads every other streamed input whole.
 fn settle_streams(
     formula: &Formula,
     images: Vec<(String, Image)>,
+    mode: Stream,
 ) -> anyhow::Result<Vec<(String, Image)>> {
     let mut keep = None;
     {
         let named: Vec<(&str, &Image)> = images.iter().map(|(n, i)| (n.as_str(), i)).collect();
         for (idx, (name, image)) in images.iter().enumerate() {
-            let large = image.header().data_bytes() as u64 > STREAM_BYTES;
+            let wanted = match mode {
+                Stream::Always => true,
+                Stream::Auto => image.header().data_bytes() as u64 > STREAM_BYTES,
+                Stream::Never => false,
+            };
             if image.is_streamed()
-                && large
+                && wanted
                 && keep.is_none()
                 && formula.stream_passes(&named, name)?.is_some()
             {
@@ -165,11 +189,15 @@ pub fn compile(formula: &str, images: &[(String, Image)]) -> Result<Formula, vox
 /// Runs `voxcalc eval`.
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let bindings = parse_bindings(&args.inputs)?;
-    // gzipped inputs are opened header-first: a large one the formula reads only through sums
-    // over time is then streamed, the others are inflated whole once the formula is known.
-    let images = load_warm(bindings, |p| Image::open_streamed(p))?;
+    // Unless streaming is off, gzipped inputs are opened header-first: one the formula reads
+    // only through sums over time may then be streamed (`--stream`), the others are inflated
+    // whole once the formula is known.
+    let images = match args.stream {
+        Stream::Never => load_warm(bindings, |p| Image::load(p))?,
+        Stream::Auto | Stream::Always => load_warm(bindings, |p| Image::open_streamed(p))?,
+    };
     let formula = compile(&args.formula, &images)?;
-    let images = settle_streams(&formula, images)?;
+    let images = settle_streams(&formula, images, args.stream)?;
     let named: Vec<(&str, &Image)> = images.iter().map(|(n, i)| (n.as_str(), i)).collect();
     let options = EvalOptions {
         copy_header_from: args.copy_header_from.clone(),

@@ -473,7 +473,6 @@ impl Formula {
         image: usize,
         shape: &[usize],
     ) -> Result<Option<Arc<CompiledStream>>, Error> {
-        let compiled = self.compiled(layouts)?;
         let mut cache = self.streams.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, hit)) = cache
             .iter()
@@ -482,7 +481,9 @@ impl Formula {
             return Ok(hit.clone());
         }
         let started = Instant::now();
-        let stream = compile_stream(compiled.plan(), layouts, image, shape)?.map(Arc::new);
+        // Planned, not compiled: only the rewritten plan's kernels ever run.
+        let planned = plan(&self.tree, layouts).map_err(|e| Error::Usage(e.to_string()))?;
+        let stream = compile_stream(&planned, layouts, image, shape)?.map(Arc::new);
         cache.push(((layouts.to_vec(), image), stream.clone()));
         self.add_unreported(started.elapsed());
         Ok(stream)
@@ -559,15 +560,14 @@ impl Formula {
             }
         };
         let layouts = layouts(&ordered);
-        let compiled = self.compiled(&layouts)?;
         let streamed: Vec<usize> = (0..ordered.len())
             .filter(|&i| ordered[i].is_streamed())
             .collect();
-        let stream = match streamed[..] {
-            [] => None,
+        let run = match streamed[..] {
+            [] => Run::Whole(self.compiled(&layouts)?),
             [idx] => {
                 let stream = self.compiled_stream(&layouts, idx, &ordered[idx].shape())?;
-                Some(stream.ok_or_else(|| {
+                Run::Streamed(stream.ok_or_else(|| {
                     Error::Usage(format!(
                         "`{}` ({}) was opened to be streamed volume by volume, but this formula \
                          reads it other than through sums or means over its last axis: open it \
@@ -586,7 +586,10 @@ impl Formula {
             }
         };
         let compile_time = self.take_unreported();
-        let out_dtype = compiled.plan().output().dtype();
+        let out_dtype = match &run {
+            Run::Whole(compiled) => compiled.plan().output().dtype(),
+            Run::Streamed(stream) => stream.rest.plan().output().dtype(),
+        };
         let swapped_view = self.view_of_swapped_input(&ordered);
         let mut warnings = self.warnings.clone();
         if let Some(name) = &options.copy_header_from {
@@ -594,7 +597,7 @@ impl Formula {
         }
         Ok(Job {
             source: &self.source,
-            compiled,
+            run,
             compile_time,
             ordered,
             shape: self.shape(),
@@ -609,16 +612,23 @@ impl Formula {
             threads: options.threads,
             warnings,
             swapped_view,
-            stream,
         })
     }
+}
+
+/// What an evaluation runs.
+enum Run {
+    /// The formula's plan, over whole images.
+    Whole(Arc<CompiledPlan>),
+    /// The plan rewritten to stream the one streamed input.
+    Streamed(Arc<CompiledStream>),
 }
 
 /// One evaluation in progress.
 struct Job<'a> {
     /// The formula text, for run-time error frames.
     source: &'a str,
-    compiled: Arc<CompiledPlan>,
+    run: Run,
     compile_time: Duration,
     ordered: Vec<&'a Image>,
     shape: Vec<usize>,
@@ -631,8 +641,6 @@ struct Job<'a> {
     warnings: Vec<Diagnostic>,
     /// The result is a view of a byte-swapped 64-bit integer input (see `finish_header`).
     swapped_view: bool,
-    /// The plan that streams the one streamed input, if any.
-    stream: Option<Arc<CompiledStream>>,
 }
 
 impl Job<'_> {
@@ -665,13 +673,13 @@ impl Job<'_> {
     fn run(&self, out: &mut [u8], progress: &dyn Progress) -> Result<Duration, Error> {
         let started = Instant::now();
         let options = self.run_options();
-        match &self.stream {
-            None => {
+        match &self.run {
+            Run::Whole(compiled) => {
                 let bufs = self.input_bufs();
-                voxcalc_runtime::run(&self.compiled, &bufs, out, &options, progress)
+                voxcalc_runtime::run(compiled, &bufs, out, &options, progress)
                     .map_err(|e| self.exec_error(e))?;
             }
-            Some(stream) => {
+            Run::Streamed(stream) => {
                 let phases = Phases::new(progress, &stream.plan, self.n_voxels());
                 let carries = self.run_passes(stream, &phases)?;
                 let bufs = self.bufs_with(&carries);
@@ -694,13 +702,13 @@ impl Job<'_> {
             StreamError::Exec(err) => self.exec_error(err),
             StreamError::Sink(err) => Error::Image(err),
         };
-        match &self.stream {
-            None => {
+        match &self.run {
+            Run::Whole(compiled) => {
                 let bufs = self.input_bufs();
-                voxcalc_runtime::run_streaming(&self.compiled, &bufs, sink, &options, progress)
+                voxcalc_runtime::run_streaming(compiled, &bufs, sink, &options, progress)
                     .map_err(stream_error)?;
             }
-            Some(stream) => {
+            Run::Streamed(stream) => {
                 let phases = Phases::new(progress, &stream.plan, self.n_voxels());
                 let carries = self.run_passes(stream, &phases)?;
                 let bufs = self.bufs_with(&carries);

@@ -116,6 +116,18 @@ fn open_images(
 /// whole.
 const STREAM_BYTES: u64 = 512 << 20;
 
+/// How `--stream auto` opens an input: header-first, then, unless it inflates to more than
+/// [`STREAM_BYTES`], inflated whole at once (on the loading thread, so that inflating overlaps
+/// the compiler's warm-up as it does for `--stream never`).
+fn open_auto(path: &Path) -> Result<Image, voxcalc::Error> {
+    let image = Image::open_streamed(path)?;
+    if image.is_streamed() && image.header().data_bytes() as u64 <= STREAM_BYTES {
+        drop(image);
+        return Image::load(path);
+    }
+    Ok(image)
+}
+
 /// Keeps streamed (see `Image::open_streamed`) the first input that `mode` lets stream and the
 /// formula can read volume by volume, and loads every other streamed input whole.
 fn settle_streams(
@@ -194,7 +206,8 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     // whole once the formula is known.
     let images = match args.stream {
         Stream::Never => load_warm(bindings, |p| Image::load(p))?,
-        Stream::Auto | Stream::Always => load_warm(bindings, |p| Image::open_streamed(p))?,
+        Stream::Auto => load_warm(bindings, open_auto)?,
+        Stream::Always => load_warm(bindings, |p| Image::open_streamed(p))?,
     };
     let formula = compile(&args.formula, &images)?;
     let images = settle_streams(&formula, images, args.stream)?;

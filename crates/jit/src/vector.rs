@@ -261,6 +261,19 @@ impl Emitter<'_, '_> {
         }
     }
 
+    /// `if_true` where `mask` (an integer comparison's result, of the same lane width) is set,
+    /// else `if_false`. The select is done in the mask's integer type so that Cranelift sees a
+    /// comparison as the condition and emits one `pblendvb` instead of AND/ANDN/OR; the bitcasts
+    /// cost nothing.
+    fn blend(&mut self, mask: Value, if_true: Value, if_false: Value) -> Value {
+        let ty = self.b.func.dfg.value_type(if_true);
+        let mask_ty = self.b.func.dfg.value_type(mask);
+        let t = self.cast_vec(mask_ty, if_true);
+        let f = self.cast_vec(mask_ty, if_false);
+        let picked = self.b.ins().bitselect(mask, t, f);
+        self.cast_vec(ty, picked)
+    }
+
     /// A vector of type `ty` whose every `bits`-wide lane holds the low bits of `pattern`.
     fn vconst(&mut self, ty: Type, bits: u32, pattern: u64) -> Value {
         let lane_bytes = (bits / 8) as usize;
@@ -728,8 +741,7 @@ impl Emitter<'_, '_> {
             let is_sub = self.b.ins().icmp(IntCC::SignedLessThan, ix0, min_normal);
             let two25 = f32c(self, 0x4c00_0000);
             let scaled = self.b.ins().fmul(x, two25);
-            let sub_f = self.cast_vec(types::F32X4, is_sub);
-            let xs = self.b.ins().bitselect(sub_f, scaled, x);
+            let xs = self.blend(is_sub, scaled, x);
             let minus25 = self.splat_bits(32, (-25i32) as u32 as u64);
             (xs, Some(self.b.ins().band(is_sub, minus25)))
         };
@@ -793,28 +805,24 @@ impl Emitter<'_, '_> {
             ln2_hi,
             ln2_lo,
         });
-        let large_f = self.cast_vec(types::F32X4, large_f);
-        let mut res = self.b.ins().bitselect(large_f, a, c);
+        let mut res = self.blend(large_f, a, c);
         if !int_valued {
             let inf_bits = self.splat_bits(32, 0x7f80_0000);
             let not_finite = self
                 .b
                 .ins()
                 .icmp(IntCC::SignedGreaterThanOrEqual, ix0, inf_bits);
-            let not_finite = self.cast_vec(types::F32X4, not_finite);
             let xx = self.b.ins().fadd(x, x);
-            res = self.b.ins().bitselect(not_finite, xx, res);
+            res = self.blend(not_finite, xx, res);
         }
         let negative = self.b.ins().icmp(IntCC::SignedLessThan, ix0, zero_i);
-        let negative = self.cast_vec(types::F32X4, negative);
         let nan = f32c(self, NEG_NAN_F32);
-        let res = self.b.ins().bitselect(negative, nan, res);
+        let res = self.blend(negative, nan, res);
         let abs_mask = self.splat_bits(32, 0x7fff_ffff);
         let abs = self.b.ins().band(ix0, abs_mask);
         let is_zero = self.b.ins().icmp(IntCC::Equal, abs, zero_i);
-        let is_zero = self.cast_vec(types::F32X4, is_zero);
         let neg_inf = self.splat_f32(f32::NEG_INFINITY);
-        self.b.ins().bitselect(is_zero, neg_inf, res)
+        self.blend(is_zero, neg_inf, res)
     }
 
     /// `voxcalc_ir::vmath::log_f64` on two lanes: the same operations in the same order.
@@ -833,8 +841,7 @@ impl Emitter<'_, '_> {
             let is_sub = self.b.ins().icmp(IntCC::SignedLessThan, hx0, min_normal);
             let two54 = f64c(self, 0x4350_0000_0000_0000);
             let scaled = self.b.ins().fmul(x, two54);
-            let sub_f = as_f(self, is_sub);
-            let xs = self.b.ins().bitselect(sub_f, scaled, x);
+            let xs = self.blend(is_sub, scaled, x);
             let minus54 = i64c(self, -54);
             (xs, Some(self.b.ins().band(is_sub, minus54)))
         };
@@ -923,28 +930,24 @@ impl Emitter<'_, '_> {
             ln2_hi,
             ln2_lo,
         });
-        let large_f = as_f(self, large_f);
-        let mut res = self.b.ins().bitselect(large_f, a, c);
+        let mut res = self.blend(large_f, a, c);
         if !int_valued {
             let inf_bits = i64c(self, 0x7ff0_0000_0000_0000);
             let not_finite = self
                 .b
                 .ins()
                 .icmp(IntCC::SignedGreaterThanOrEqual, bits, inf_bits);
-            let not_finite = as_f(self, not_finite);
             let xx = self.b.ins().fadd(x, x);
-            res = self.b.ins().bitselect(not_finite, xx, res);
+            res = self.blend(not_finite, xx, res);
         }
         let negative = self.b.ins().icmp(IntCC::SignedLessThan, bits, zero_i);
-        let negative = as_f(self, negative);
         let nan = f64c(self, NEG_NAN_F64);
-        let res = self.b.ins().bitselect(negative, nan, res);
+        let res = self.blend(negative, nan, res);
         let abs_mask = i64c(self, 0x7fff_ffff_ffff_ffff);
         let abs = self.b.ins().band(bits, abs_mask);
         let is_zero = self.b.ins().icmp(IntCC::Equal, abs, zero_i);
-        let is_zero = as_f(self, is_zero);
         let neg_inf = f64c(self, f64::NEG_INFINITY.to_bits());
-        self.b.ins().bitselect(is_zero, neg_inf, res)
+        self.blend(is_zero, neg_inf, res)
     }
 
     /// `voxcalc_ir::vmath::exp_f64` on two lanes: the same operations in the same order.

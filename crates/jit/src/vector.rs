@@ -658,9 +658,9 @@ impl Emitter<'_, '_> {
                         let sat = self.b.ins().fcvt_to_sint_sat(types::I32X4, x);
                         let above = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, x, lo);
                         let below = self.b.ins().fcmp(FloatCC::LessThan, x, hi);
-                        let ok = self.b.ins().band(above, below);
-                        let ok = self.cast_vec(types::I32X4, ok);
-                        self.b.ins().bitselect(ok, sat, min)
+                        // Two blends on the comparisons themselves (see `blend`).
+                        let below_hi = self.blend(below, sat, min);
+                        self.blend(above, below_hi, min)
                     })
                     .collect();
                 let mut w = Vals { bits: 32, vecs };
@@ -1460,13 +1460,15 @@ impl Body<'_, '_, '_> {
                 let (then_zero, else_zero) = (zero_bits(a), zero_bits(el));
                 let vecs = (0..x.vecs.len())
                     .map(|k| {
-                        let mk = self.e.cast_vec(ty, m.vecs[k]);
                         if else_zero {
+                            let mk = self.e.cast_vec(ty, m.vecs[k]);
                             self.e.b.ins().band(x.vecs[k], mk)
                         } else if then_zero {
+                            let mk = self.e.cast_vec(ty, m.vecs[k]);
                             self.e.b.ins().band_not(y.vecs[k], mk)
                         } else {
-                            self.e.b.ins().bitselect(mk, x.vecs[k], y.vecs[k])
+                            // A comparison's mask, used as is, lets Cranelift emit a blend.
+                            self.e.blend(m.vecs[k], x.vecs[k], y.vecs[k])
                         }
                     })
                     .collect();

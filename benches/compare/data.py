@@ -22,8 +22,10 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-# Bump when the content of any generated file changes, so stale caches are regenerated.
-GENERATOR_VERSION = 1
+# Bump when the content or layout of the generated files changes, so stale caches are regenerated.
+GENERATOR_VERSION = 2
+# The .nii.gz inputs' directory under a scale's root (see `Inputs.path`).
+GZ_DIR = "gz"
 
 # 1 mm isotropic grid centred on the origin for the 3-D images.
 def _affine_3d(shape):
@@ -214,7 +216,14 @@ class Inputs:
     sizes: ScaleSizes
 
     def path(self, stem: str, fmt: str) -> Path:
-        """The file of input `stem` (img1, img2, mask, bold, atlas) in format nii or nii.gz."""
+        """The file of input `stem` (img1, img2, mask, bold, atlas) in format nii or nii.gz.
+
+        The .nii.gz files live in their own directory: given `X.nii.gz`, nifticlib-based tools
+        (niimath) open `X.nii` instead when one exists beside it, which would time them reading
+        the uncompressed file in the .nii.gz scenarios.
+        """
+        if fmt == "nii.gz":
+            return self.root / GZ_DIR / f"{stem}.nii.gz"
         return self.root / f"{stem}.{fmt}"
 
     @property
@@ -228,7 +237,9 @@ class Inputs:
 
 def _manifest_ok(root: Path, manifest: dict) -> bool:
     try:
-        return json.loads((root / "manifest.json").read_text()) == manifest
+        # Compared through JSON, which turns the sizes' tuples into lists.
+        written = json.loads((root / "manifest.json").read_text())
+        return written == json.loads(json.dumps(manifest))
     except (OSError, ValueError):
         return False
 
@@ -237,9 +248,11 @@ def _write_manifest(root: Path, manifest: dict) -> None:
     (root / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
 
 
-def _write_both(root: Path, stem: str, shape, dtype, affine, make_volumes) -> None:
+def _write_both(inputs: "Inputs", stem: str, shape, dtype, affine, make_volumes) -> None:
     for fmt in ("nii", "nii.gz"):
-        write_series(root / f"{stem}.{fmt}", shape, dtype, affine, make_volumes())
+        path = inputs.path(stem, fmt)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_series(path, shape, dtype, affine, make_volumes())
 
 
 def ensure_inputs(cache: Path, scale: str, log=print) -> Inputs:
@@ -252,22 +265,25 @@ def ensure_inputs(cache: Path, scale: str, log=print) -> Inputs:
         return inputs
     root.mkdir(parents=True, exist_ok=True)
     (root / "manifest.json").unlink(missing_ok=True)
+    # Version 1 wrote the .nii.gz files beside the .nii ones: remove them.
+    for stale in root.glob("*.nii.gz"):
+        stale.unlink()
     log(f"generating {scale} inputs in {root} ...")
 
     affine3 = _affine_3d(sizes.vol3d)
     img1 = make_anatomy_int16(np.random.default_rng(1), sizes.vol3d)
-    _write_both(root, "img1", sizes.vol3d, np.int16, affine3, lambda: [img1])
+    _write_both(inputs, "img1", sizes.vol3d, np.int16, affine3, lambda: [img1])
     del img1
     img2 = make_field_float32(np.random.default_rng(2), sizes.vol3d)
-    _write_both(root, "img2", sizes.vol3d, np.float32, affine3, lambda: [img2])
+    _write_both(inputs, "img2", sizes.vol3d, np.float32, affine3, lambda: [img2])
     del img2
     mask = make_mask_uint8(sizes.vol3d)
-    _write_both(root, "mask", sizes.vol3d, np.uint8, affine3, lambda: [mask])
+    _write_both(inputs, "mask", sizes.vol3d, np.uint8, affine3, lambda: [mask])
     del mask
 
     affine_bold = _affine_bold(sizes.bold)
     _write_both(
-        root,
+        inputs,
         "bold",
         sizes.bold,
         np.int16,
@@ -275,7 +291,7 @@ def ensure_inputs(cache: Path, scale: str, log=print) -> Inputs:
         lambda: bold_volumes(np.random.default_rng(3), sizes.bold),
     )
     atlas = make_atlas_int16(np.random.default_rng(4), sizes.bold[:3], sizes.n_regions)
-    _write_both(root, "atlas", sizes.bold[:3], np.int16, affine_bold, lambda: [atlas])
+    _write_both(inputs, "atlas", sizes.bold[:3], np.int16, affine_bold, lambda: [atlas])
     signals = make_signals(np.random.default_rng(5), sizes.bold[3], sizes.n_regions)
     np.save(inputs.signals_npy, signals)
     labels = "\t".join(str(label) for label in range(1, sizes.n_regions + 1))

@@ -574,7 +574,8 @@ def inputs_description(inputs) -> list[str]:
         f"- S6: atlas {a} int16 with {s.n_regions} regions; signals {s.bold[3]} x {s.n_regions}"
         " float64 (.npy; .tsv also generated).",
         "- Every input as .nii and .nii.gz (gzip level 1, as nibabel writes), seeded generator"
-        " (benches/compare/data.py).",
+        " (benches/compare/data.py). The .nii.gz files are in their own directory: niimath,"
+        " given X.nii.gz, reads X.nii instead when it is beside it.",
     ]
 
 

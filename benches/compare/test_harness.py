@@ -51,14 +51,29 @@ class WriterTest(unittest.TestCase):
         with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
             data.ensure_inputs(Path(a), "small", log=lambda _: None)
             data.ensure_inputs(Path(b), "small", log=lambda _: None)
-            names = sorted(p.name for p in (Path(a) / "small").iterdir())
-            self.assertIn("bold.nii.gz", names)
+            root_a, root_b = Path(a) / "small", Path(b) / "small"
+            names = sorted(str(p.relative_to(root_a)) for p in root_a.rglob("*") if p.is_file())
+            self.assertIn(f"{data.GZ_DIR}/bold.nii.gz", names)
             for name in names:
-                self.assertEqual(
-                    (Path(a) / "small" / name).read_bytes(),
-                    (Path(b) / "small" / name).read_bytes(),
-                    name,
-                )
+                self.assertEqual((root_a / name).read_bytes(), (root_b / name).read_bytes(), name)
+
+    def test_no_gzipped_input_has_an_uncompressed_sibling(self):
+        """niimath, given X.nii.gz, reads X.nii instead when it exists in the same directory."""
+        with tempfile.TemporaryDirectory() as tmp:
+            inputs = data.ensure_inputs(Path(tmp), "small", log=lambda _: None)
+            gz_inputs = [
+                Path(path)
+                for s in sc.main_scenarios(inputs)
+                for path in s.inputs.values()
+                if path.endswith(".nii.gz")
+            ]
+            self.assertTrue(gz_inputs)
+            for path in gz_inputs:
+                self.assertTrue(path.exists(), path)
+                self.assertFalse(path.with_suffix("").exists(), path)
+            # A second call finds the cache up to date instead of generating again.
+            again = data.ensure_inputs(Path(tmp), "small", log=self.fail)
+            self.assertEqual(again, inputs)
 
 
 class CompareTest(unittest.TestCase):

@@ -261,10 +261,10 @@ impl Emitter<'_, '_> {
         }
     }
 
-    /// `if_true` where `mask` (an integer comparison's result, of the same lane width) is set,
-    /// else `if_false`. The select is done in the mask's integer type so that Cranelift sees a
-    /// comparison as the condition and emits one `pblendvb` instead of AND/ANDN/OR; the bitcasts
-    /// cost nothing.
+    /// `if_true` where `mask` (lanes all ones or all zeros, as wide as the values' lanes) is set,
+    /// else `if_false`. The select is done in the mask's own integer type, so when the mask is a
+    /// comparison's result Cranelift sees that and emits one `pblendvb` instead of AND/ANDN/OR
+    /// (other masks get the AND/ANDN/OR as before); the bitcasts cost nothing.
     fn blend(&mut self, mask: Value, if_true: Value, if_false: Value) -> Value {
         let ty = self.b.func.dfg.value_type(if_true);
         let mask_ty = self.b.func.dfg.value_type(mask);

@@ -1460,15 +1460,14 @@ impl Body<'_, '_, '_> {
                 let (then_zero, else_zero) = (zero_bits(a), zero_bits(el));
                 let vecs = (0..x.vecs.len())
                     .map(|k| {
+                        if !(else_zero || then_zero) {
+                            return self.e.blend(m.vecs[k], x.vecs[k], y.vecs[k]);
+                        }
+                        let mk = self.e.cast_vec(ty, m.vecs[k]);
                         if else_zero {
-                            let mk = self.e.cast_vec(ty, m.vecs[k]);
                             self.e.b.ins().band(x.vecs[k], mk)
-                        } else if then_zero {
-                            let mk = self.e.cast_vec(ty, m.vecs[k]);
-                            self.e.b.ins().band_not(y.vecs[k], mk)
                         } else {
-                            // A comparison's mask, used as is, lets Cranelift emit a blend.
-                            self.e.blend(m.vecs[k], x.vecs[k], y.vecs[k])
+                            self.e.b.ins().band_not(y.vecs[k], mk)
                         }
                     })
                     .collect();
